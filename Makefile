@@ -1,0 +1,31 @@
+# ocrcli: `make demo` runs the tool on samples/, `make test` runs the tests. Both set everything up.
+VENV    ?= .venv
+PYTHON  ?= python3
+PY      := $(VENV)/bin/python
+OCR     := $(VENV)/bin/ocr
+# The CPU build of torch (a local wheel on the project's machines; a small download elsewhere).
+TORCH   ?= torch==2.13.0
+
+.PHONY: setup demo test bench clean
+
+setup: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml
+	@bash scripts/system-deps.sh
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q "$(TORCH)"
+	$(PY) -m pip install -q -e '.[train,test]'
+	@touch $@
+
+demo: setup
+	$(OCR) recognize samples/pages --stdout
+
+test: setup
+	$(PY) -m pytest -q
+
+bench: setup
+	$(PY) scripts/bench.py
+
+clean:
+	rm -rf $(VENV) .pytest_cache build *.egg-info

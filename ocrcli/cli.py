@@ -1,0 +1,281 @@
+"""The `ocr` command line: options -> config, run the pipeline, map errors to exit codes.
+
+Heavy modules (torch, OpenCV, the pipeline) are imported inside the commands, so `ocr --help`
+and usage errors stay fast.
+"""
+
+from __future__ import annotations
+
+import signal
+import sys
+import time
+from enum import Enum
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from ocrcli import __version__
+from ocrcli.errors import ExitCode, OcrError, UsageError
+
+app = typer.Typer(
+    name="ocr",
+    help="Offline OCR for handwritten notes, letters and forms.\n\n"
+    "Example: ocr recognize notes/*.jpg --format json --output-dir out/",
+    context_settings={"help_option_names": ["-h", "--help"]},
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+
+class Format(str, Enum):
+    txt = "txt"
+    json = "json"
+
+
+class Layout(str, Enum):
+    page = "page"
+    line = "line"
+
+
+class Terminated(BaseException):
+    """SIGTERM turned into an exception so the batch unwinds like on Ctrl-C."""
+
+
+def _on_sigterm(signum, frame):  # noqa: ARG001 - signal handler signature
+    raise Terminated()
+
+
+def _err(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+def _version_callback(value: bool) -> None:
+    if value:
+        print(f"ocrcli {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def main(
+    version: Annotated[Optional[bool], typer.Option("--version", callback=_version_callback, is_eager=True,
+                                                     help="Print the version and exit.")] = None,
+) -> None:
+    """Offline OCR for handwritten notes, letters and forms."""
+
+
+def _validate_device(device: str) -> str:
+    d = device.strip().lower()
+    if d in ("auto", "cpu", "cuda") or (d.startswith("cuda:") and d[5:].isdigit()):
+        return d
+    raise UsageError(f"--device {device!r} is not one of auto, cpu, cuda, cuda:N")
+
+
+@app.command()
+def recognize(
+    paths: Annotated[list[str], typer.Argument(help="Files, folders (searched recursively) or glob patterns, e.g. 'scans/**/*.tif'.",
+                                               show_default=False)],
+    fmt: Annotated[list[Format], typer.Option("--format", "-f", help="Output format; repeat for several: -f txt -f json.")] = [Format.txt],  # noqa: B006
+    output_dir: Annotated[Optional[Path], typer.Option("--output-dir", "-o", help="Write outputs here, mirroring input folders (default: beside each input).")] = None,
+    stdout: Annotated[bool, typer.Option("--stdout", help="Print results instead of writing files (json: one JSON object per input per line).")] = False,
+    layout: Annotated[Layout, typer.Option("--layout", help="page: find the text lines; line: every image is one pre-cropped text line.")] = Layout.page,
+    device: Annotated[str, typer.Option("--device", help="auto, cpu, cuda or cuda:N (auto uses a GPU when there is one).")] = "auto",
+    model: Annotated[Optional[Path], typer.Option("--model", help="Model file to use instead of the shipped one (also $OCRCLI_MODEL).")] = None,
+    dpi: Annotated[int, typer.Option("--dpi", help="Resolution for rendering PDF pages.", min=50, max=1200)] = 200,
+    save_stages: Annotated[Optional[Path], typer.Option("--save-stages", help="Write the image after each stage and the found lines to this folder.")] = None,
+    overwrite: Annotated[bool, typer.Option("--overwrite", help="Redo inputs whose outputs already exist (default: skip them, so a rerun resumes).")] = False,
+    no_upscale: Annotated[bool, typer.Option("--no-upscale", help="Do not enlarge small text.")] = False,
+    no_deskew: Annotated[bool, typer.Option("--no-deskew", help="Do not straighten skewed pages.")] = False,
+    no_binarize: Annotated[bool, typer.Option("--no-binarize", help="Do not flatten lighting before finding ink (a global threshold is used).")] = False,
+    no_denoise: Annotated[bool, typer.Option("--no-denoise", help="Do not remove specks before finding lines.")] = False,
+    batch_size: Annotated[int, typer.Option("--batch-size", help="Lines recognised together.", min=1, max=4096)] = 32,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar and no summary; errors are still printed.")] = False,
+) -> None:
+    """Transcribe handwritten pages (JPEG, PNG, BMP, TIFF, PDF) into .txt or .json files.
+
+    Examples:
+
+      ocr recognize notes/*.jpg
+
+      ocr recognize scans/ --format json --output-dir out/
+
+      ocr recognize 'archive/**/*.pdf' --dpi 300 -f txt -f json
+
+      ocr recognize --layout line --format json --stdout line1.png line2.png
+    """
+    signal.signal(signal.SIGTERM, _on_sigterm)
+    try:
+        code = _recognize(paths, fmt, output_dir, stdout, layout, device, model, dpi, save_stages, overwrite,
+                          no_upscale, no_deskew, no_binarize, no_denoise, batch_size, quiet)
+    except OcrError as exc:
+        _err(f"error: {exc}")
+        code = exc.exit_code
+    except KeyboardInterrupt:
+        _err("interrupted: outputs written so far are complete; run the same command again to finish the rest")
+        code = ExitCode.INTERRUPTED
+    except Terminated:
+        _err("terminated: outputs written so far are complete; run the same command again to finish the rest")
+        code = 143
+    raise typer.Exit(int(code))
+
+
+def _recognize(paths, fmt, output_dir, stdout, layout, device, model, dpi, save_stages, overwrite,
+               no_upscale, no_deskew, no_binarize, no_denoise, batch_size, quiet) -> int:
+    from ocrcli.config import PreprocessConfig, RecognizeConfig, RunConfig
+    from ocrcli.inputs import resolve_inputs
+
+    # Validate everything cheap before touching the model or any file.
+    formats = tuple(dict.fromkeys(f.value for f in fmt))
+    device = _validate_device(device)
+    if output_dir is not None and output_dir.exists() and not output_dir.is_dir():
+        raise UsageError(f"--output-dir {output_dir}: exists and is not a folder")
+    if stdout and output_dir is not None:
+        raise UsageError("--stdout and --output-dir cannot be used together")
+    if model is not None and not model.is_file():
+        from ocrcli.errors import ModelError
+
+        raise ModelError(f"{model}: model file not found")
+    cfg = RunConfig(
+        layout=layout.value, formats=formats, output_dir=output_dir, to_stdout=stdout, dpi=dpi,
+        save_stages=save_stages, overwrite=overwrite,
+        preprocess=PreprocessConfig(upscale=not no_upscale, deskew=not no_deskew, binarize=not no_binarize, denoise=not no_denoise),
+        recognize=RecognizeConfig(model_path=model, device=device, batch_size=batch_size),
+    )
+    resolved = resolve_inputs(paths)
+    for problem in resolved.problems:
+        _err(problem)
+    if not resolved.files:
+        from ocrcli.errors import NoInputError
+
+        raise NoInputError("no input files found", hint="give JPEG, PNG, BMP, TIFF or PDF files, folders or patterns")
+
+    from ocrcli.output import RunInfo
+    from ocrcli.pipeline import run_batch
+    from ocrcli.recognize.engine import Recognizer
+
+    started = time.perf_counter()
+    recognizer = Recognizer(cfg.recognize.model_path, cfg.recognize.device, cfg.recognize.batch_size)
+    run_info = RunInfo(recognizer.model_id, recognizer.sha256, recognizer.device)
+
+    def emit(text: str) -> None:
+        sys.stdout.write(text)
+        sys.stdout.flush()
+
+    done = failed = skipped = pages = lines = 0
+    output_failed = False
+    progress = None
+    if not quiet and sys.stderr.isatty():
+        from rich.console import Console
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+        progress = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
+                            console=Console(stderr=True), transient=True)
+        progress.start()
+        task = progress.add_task("recognizing", total=len(resolved.files))
+    try:
+        for outcome in run_batch(resolved.files, cfg, recognizer, run_info, emit):
+            if outcome.skipped:
+                skipped += 1
+            elif outcome.error:
+                failed += 1
+                output_failed |= outcome.output_error
+                if progress:
+                    progress.console.print(outcome.error, markup=False, highlight=False)
+                else:
+                    _err(outcome.error)
+            else:
+                done += 1
+            if outcome.result is not None:
+                pages += len(outcome.result.pages)
+                lines += sum(len(p.lines) for p in outcome.result.pages)
+            if progress:
+                progress.advance(task)
+    finally:
+        if progress:
+            progress.stop()
+    failed += len(resolved.problems)
+    if not quiet:
+        elapsed = time.perf_counter() - started
+        _err(f"{done + failed + skipped} inputs: {done} done, {failed} failed, {skipped} skipped (outputs exist; --overwrite to redo); "
+             f"{pages} pages, {lines} lines in {elapsed:.1f} s on {recognizer.device}")
+    if output_failed:
+        return ExitCode.OUTPUT
+    return ExitCode.INPUT_FAILED if failed else ExitCode.OK
+
+
+@app.command("eval")
+def eval_cmd(
+    data: Annotated[Path, typer.Argument(help="TSV of 'path<TAB>text[<TAB>set]' lines; paths relative to the TSV.", show_default=False)],
+    model: Annotated[Optional[Path], typer.Option("--model", help="Model file (default: the shipped one).")] = None,
+    device: Annotated[str, typer.Option("--device", help="auto, cpu, cuda or cuda:N.")] = "auto",
+    limit: Annotated[Optional[int], typer.Option("--limit", help="Use only the first N lines.", min=1)] = None,
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Also list the most frequent character confusions.")] = False,
+    batch_size: Annotated[int, typer.Option("--batch-size", min=1, max=4096)] = 32,
+) -> None:
+    """Measure CER and WER on pre-cropped lines, per set and overall.
+
+    Texts (reference and output) are normalised as in shared/data/DATA.md before comparing.
+
+    Example: ocr eval ../shared/data/val.tsv
+    """
+    try:
+        from ocrcli.evaluate import evaluate_lines, print_line_report
+
+        device = _validate_device(device)
+        if not data.is_file():
+            from ocrcli.errors import NoInputError
+
+            raise NoInputError(f"{data}: no such file")
+        report = evaluate_lines(data, model, device, limit, batch_size)
+        print_line_report(report, verbose)
+    except OcrError as exc:
+        _err(f"error: {exc}")
+        raise typer.Exit(int(exc.exit_code)) from None
+
+
+@app.command()
+def train(
+    train_tsv: Annotated[list[Path], typer.Option("--train", help="Training TSV (repeatable).", show_default=False)],
+    val_tsv: Annotated[Path, typer.Option("--val", help="Validation TSV.", show_default=False)],
+    out: Annotated[Path, typer.Option("--out", help="Run folder: checkpoint, log.csv, best.safetensors. Rerun to resume.", show_default=False)],
+    fonts: Annotated[Optional[Path], typer.Option("--fonts", help="Font folder with fonts.csv for synthetic English lines.")] = None,
+    synth_fraction: Annotated[float, typer.Option("--synth-fraction", min=0.0, max=0.9, help="Share of synthetic lines in training.")] = 0.25,
+    steps: Annotated[int, typer.Option("--steps", min=1, help="Total optimisation steps (the LR schedule spans them).")] = 10000,
+    batch_size: Annotated[int, typer.Option("--batch-size", min=1)] = 24,
+    lr: Annotated[float, typer.Option("--lr")] = 1e-3,
+    val_every: Annotated[int, typer.Option("--val-every", min=1)] = 500,
+    val_limit: Annotated[int, typer.Option("--val-limit", min=1, help="Validation lines used (a fixed stratified subset).")] = 600,
+    patience: Annotated[int, typer.Option("--patience", min=1, help="Stop after this many validations without improvement.")] = 8,
+    max_minutes: Annotated[Optional[float], typer.Option("--max-minutes", help="Checkpoint and stop after this long (resume later).")] = None,
+    seed: Annotated[int, typer.Option("--seed")] = 0,
+    device: Annotated[str, typer.Option("--device")] = "auto",
+    init_from: Annotated[Optional[Path], typer.Option("--init-from", help="Start from this model file's weights.")] = None,
+) -> None:
+    """Train the CRNN recognizer (resumable: rerun the same command to continue).
+
+    Example: ocr train --train ../shared/data/train.tsv --val ../shared/data/val.tsv --fonts ../shared/fonts --out runs/m1
+    """
+    try:
+        device = _validate_device(device)
+        from ocrcli.recognize.engine import resolve_device
+        from ocrcli.train.loop import TrainConfig, train as run_training
+
+        cfg = TrainConfig(train_tsvs=list(train_tsv), val_tsv=val_tsv, out_dir=out, fonts_dir=fonts,
+                          synth_fraction=synth_fraction if fonts else 0.0, steps=steps, batch_size=batch_size, lr=lr,
+                          val_every=val_every, val_limit=val_limit, patience=patience, max_minutes=max_minutes,
+                          seed=seed, device=resolve_device(device), init_from=init_from)
+        best = run_training(cfg)
+        print(best)
+    except OcrError as exc:
+        _err(f"error: {exc}")
+        raise typer.Exit(int(exc.exit_code)) from None
+
+
+def run() -> None:
+    """Console-script entry point: typer's usage errors exit 2, ours carry their own codes."""
+    app()
+
+
+if __name__ == "__main__":
+    run()

@@ -1,0 +1,41 @@
+"""Settings for one run, as frozen dataclasses built once by the CLI (or an API caller)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+
+@dataclass(frozen=True)
+class PreprocessConfig:
+    """Which preprocessing stages run. Each can be switched off from the CLI."""
+
+    upscale: bool = True
+    deskew: bool = True
+    binarize: bool = True
+    denoise: bool = True
+    # Pages whose typical letter height is below this (pixels) are upscaled before segmentation.
+    min_text_height: int = 20
+    max_deskew_degrees: float = 15.0
+
+
+@dataclass(frozen=True)
+class RecognizeConfig:
+    model_path: Path | None = None  # None: the shipped default model
+    device: str = "auto"
+    batch_size: int = 32
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    """Everything `ocr recognize` needs besides the input paths."""
+
+    layout: str = "page"  # "page": find lines; "line": each image is one line
+    formats: tuple[str, ...] = ("txt",)
+    output_dir: Path | None = None  # None: beside each input
+    to_stdout: bool = False
+    dpi: int = 200
+    save_stages: Path | None = None
+    overwrite: bool = True
+    preprocess: PreprocessConfig = field(default_factory=PreprocessConfig)
+    recognize: RecognizeConfig = field(default_factory=RecognizeConfig)

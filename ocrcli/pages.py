@@ -1,0 +1,106 @@
+"""Decode input files into pages, one at a time: images (EXIF-oriented), every TIFF frame, PDF pages."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageOps, ImageSequence, UnidentifiedImageError
+
+from ocrcli.documents import Page
+from ocrcli.errors import InputError
+from ocrcli.inputs import PDF_SUFFIXES
+
+# A 600-dpi A3 scan is ~70 MP; anything past this is refused before it is decoded.
+MAX_PIXELS = 120_000_000
+
+
+def _to_gray(im: Image.Image) -> np.ndarray:
+    """Any PIL mode -> uint8 grayscale; transparency is composited on white, 16-bit scaled down."""
+    if im.mode in ("I;16", "I;16B", "I;16L", "I"):
+        arr = np.asarray(im, dtype=np.float64)
+        hi = arr.max() if arr.size else 1
+        scale = 255.0 / (65535.0 if hi > 255 else 255.0)
+        return np.clip(arr * scale, 0, 255).astype(np.uint8)
+    if im.mode == "F":
+        return np.clip(np.asarray(im), 0, 255).astype(np.uint8)
+    if im.mode in ("RGBA", "LA", "PA") or (im.mode == "P" and "transparency" in im.info):
+        im = im.convert("RGBA")
+        background = Image.new("RGBA", im.size, (255, 255, 255, 255))
+        im = Image.alpha_composite(background, im)
+    if im.mode == "1":
+        im = im.convert("L")
+    return np.asarray(im.convert("L"), dtype=np.uint8)
+
+
+def _check_size(path: Path, width: int, height: int) -> None:
+    if width * height > MAX_PIXELS:
+        raise InputError(
+            f"{path}: image of {width}x{height} pixels is over the {MAX_PIXELS // 1_000_000} MP limit",
+            hint="downscale it first, e.g. to 300 dpi",
+        )
+    if width < 1 or height < 1:
+        raise InputError(f"{path}: image has no pixels")
+
+
+def _image_pages(path: Path) -> Iterator[Page]:
+    Image.MAX_IMAGE_PIXELS = MAX_PIXELS  # PIL's own bomb check, as a second line of defence
+    try:
+        with Image.open(path) as im:
+            _check_size(path, *im.size)
+            frames = getattr(im, "n_frames", 1)
+            for number, frame in enumerate(ImageSequence.Iterator(im), start=1):
+                _check_size(path, *frame.size)
+                try:
+                    orientation = frame.getexif().get(0x0112, 1) if frames == 1 else 1
+                    gray = _to_gray(ImageOps.exif_transpose(frame) if orientation not in (1, None) else frame)
+                except (OSError, ValueError, SyntaxError) as exc:
+                    raise InputError(f"{path}: page {number} could not be decoded ({exc})") from None
+                page = Page(gray, number, (gray.shape[1], gray.shape[0]))
+                if orientation not in (1, None):
+                    page.steps.append({"step": "exif_orientation", "orientation": int(orientation)})
+                yield page
+    except InputError:
+        raise
+    except UnidentifiedImageError:
+        raise InputError(f"{path}: not a readable image (unknown or damaged format)") from None
+    except Image.DecompressionBombError as exc:
+        raise InputError(f"{path}: {exc}", hint="downscale it first") from None
+    except (OSError, ValueError, SyntaxError) as exc:
+        raise InputError(f"{path}: image could not be decoded ({exc})") from None
+
+
+def _pdf_pages(path: Path, dpi: int) -> Iterator[Page]:
+    try:
+        from pdf2image import convert_from_path, pdfinfo_from_path
+        from pdf2image.exceptions import PDFInfoNotInstalledError, PDFPageCountError, PDFSyntaxError
+    except ImportError:  # pragma: no cover - a declared dependency
+        raise InputError(f"{path}: PDF support needs the pdf2image package") from None
+    try:
+        info = pdfinfo_from_path(str(path))
+    except PDFInfoNotInstalledError:
+        raise InputError(f"{path}: PDF support needs poppler", hint="apt-get install poppler-utils") from None
+    except (PDFPageCountError, PDFSyntaxError, ValueError) as exc:
+        raise InputError(f"{path}: not a readable PDF ({str(exc).strip().splitlines()[-1][:120] if str(exc).strip() else 'damaged'})") from None
+    count = int(info.get("Pages", 0))
+    if count < 1:
+        raise InputError(f"{path}: PDF has no pages")
+    for number in range(1, count + 1):  # one page at a time keeps memory flat for long PDFs
+        try:
+            images = convert_from_path(str(path), dpi=dpi, first_page=number, last_page=number, grayscale=True)
+        except Exception as exc:  # pdf2image surfaces poppler failures as assorted exception types
+            raise InputError(f"{path}: page {number} could not be rendered ({exc})") from None
+        if not images:
+            raise InputError(f"{path}: page {number} could not be rendered")
+        gray = _to_gray(images[0])
+        yield Page(gray, number, (gray.shape[1], gray.shape[0]))
+
+
+def iter_pages(path: Path, dpi: int = 200) -> Iterator[Page]:
+    """Yield the pages of one input file in order, decoding each only when asked for."""
+    path = Path(path)
+    if path.suffix.lower() in PDF_SUFFIXES:
+        yield from _pdf_pages(path, dpi)
+    else:
+        yield from _image_pages(path)

@@ -1,0 +1,156 @@
+"""Files -> outcomes: the one place that loops over inputs, catching each file's errors.
+
+    input file -> pages -> preprocess stages -> line crops -> recognizer -> writers
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from ocrcli.config import RunConfig
+from ocrcli.documents import BBox, DocumentResult, LineResult, Page, PageResult
+from ocrcli.errors import InputError, OcrError, OutputError
+from ocrcli.inputs import InputFile
+from ocrcli.output import WRITERS, RunInfo, atomic_write_text
+from ocrcli.pages import iter_pages
+from ocrcli.preprocess import preprocess
+from ocrcli.segment import find_lines, line_crops
+
+
+@dataclass
+class FileOutcome:
+    """What happened to one input file."""
+
+    input: InputFile
+    result: DocumentResult | None = None
+    error: str | None = None
+    written: list[Path] = field(default_factory=list)
+    skipped: bool = False
+    output_error: bool = False
+
+
+def output_paths(files: list[InputFile], cfg: RunConfig) -> dict[Path, dict[str, Path]]:
+    """Where each input's outputs go, per format.
+
+    Beside the input by default, or under --output-dir mirroring the input's folders. Two inputs
+    that would share an output (notes/1.jpg and notes/1.png) keep their full names: 1.jpg.txt.
+    """
+    def base(f: InputFile) -> Path:
+        if cfg.output_dir is None:
+            return f.path.parent
+        rel_parent = f.relative.parent
+        parts = [p for p in rel_parent.parts if p not in ("..", ".", "/", "\\") and not Path(p).is_absolute()]
+        return cfg.output_dir.joinpath(*parts)
+
+    stems: dict[Path, int] = {}
+    for f in files:
+        key = base(f) / f.path.stem
+        stems[key] = stems.get(key, 0) + 1
+    out: dict[Path, dict[str, Path]] = {}
+    for f in files:
+        folder = base(f)
+        name = f.path.stem if stems[folder / f.path.stem] == 1 else f.path.name
+        out[f.path] = {fmt: folder / (name + WRITERS[fmt].suffix) for fmt in cfg.formats}
+    return out
+
+
+class StageSaver:
+    """Writes the image after every stage, and the found lines drawn on the page (--save-stages)."""
+
+    def __init__(self, folder: Path, input_file: InputFile) -> None:
+        self.folder = folder
+        self.stem = input_file.path.stem
+        folder.mkdir(parents=True, exist_ok=True)
+
+    def _write(self, name: str, image: np.ndarray) -> None:
+        path = self.folder / f"{name}.png"
+        ok, buf = cv2.imencode(".png", image)
+        if ok:
+            tmp = path.with_name(f".{path.name}.part")
+            tmp.write_bytes(buf.tobytes())
+            tmp.replace(path)
+
+    def stage(self, page_number: int, index: int, stage: str, page: Page) -> None:
+        self._write(f"{self.stem}-p{page_number}-{index}-{stage}", page.image)
+        if stage in ("binarize", "mask") and page.ink is not None:
+            self._write(f"{self.stem}-p{page_number}-{index}-{stage}-ink", 255 - page.ink)
+
+    def lines(self, page_number: int, page: Page, boxes: list[BBox], texts: list[str]) -> None:
+        vis = cv2.cvtColor(page.image, cv2.COLOR_GRAY2BGR)
+        for n, box in enumerate(boxes, 1):
+            cv2.rectangle(vis, (box.x0, box.y0), (box.x1 - 1, box.y1 - 1), (0, 0, 255), 2)
+            cv2.putText(vis, str(n), (box.x0, max(12, box.y0 + 14)), cv2.FONT_HERSHEY_SIMPLEX, 0.5, (0, 128, 255), 1)
+        self._write(f"{self.stem}-p{page_number}-lines", vis)
+
+
+def recognize_page(page: Page, cfg: RunConfig, recognizer, saver: StageSaver | None = None) -> PageResult:
+    """One page through the stages and the recognizer."""
+    width, height = page.source_size
+    if cfg.layout == "line":
+        text = recognizer.recognize([page.image])[0]
+        box = BBox(0, 0, width, height)
+        lines = [LineResult(text.text, text.confidence, box)] if text.text else []
+        return PageResult(page.number, width, height, lines, page.steps)
+    counter = iter(range(1, 100))
+    on_stage = (lambda name, p: saver.stage(page.number, next(counter), name, p)) if saver else None
+    prepared = preprocess(page, cfg.preprocess, on_stage)
+    found = find_lines(prepared)
+    texts = recognizer.recognize(line_crops(prepared, found))
+    results = []
+    for line, text in zip(found, texts):
+        if not text.text.strip():
+            continue
+        box, polygon = prepared.to_source(line.bbox)
+        results.append(LineResult(text.text, text.confidence, box, polygon))
+    if saver:
+        saver.lines(page.number, prepared, [ln.bbox for ln in found], [t.text for t in texts])
+    return PageResult(page.number, width, height, results, prepared.steps)
+
+
+def recognize_file(input_file: InputFile, cfg: RunConfig, recognizer) -> DocumentResult:
+    """All pages of one input file. Raises InputError when the file cannot be read."""
+    saver = StageSaver(cfg.save_stages, input_file) if cfg.save_stages else None
+    pages = [recognize_page(page, cfg, recognizer, saver) for page in iter_pages(input_file.path, cfg.dpi)]
+    return DocumentResult(input_file.display, pages)
+
+
+def run_batch(files: list[InputFile], cfg: RunConfig, recognizer, run_info: RunInfo,
+              emit: Callable[[str], None] | None = None) -> Iterator[FileOutcome]:
+    """Process files in order, yielding one outcome each; a failing file never stops the batch.
+
+    With ``cfg.to_stdout`` the rendered results go to ``emit`` instead of files.
+    """
+    targets = output_paths(files, cfg)
+    for f in files:
+        outcome = FileOutcome(f)
+        paths = targets[f.path]
+        if not cfg.to_stdout and not cfg.overwrite and all(p.exists() for p in paths.values()):
+            outcome.skipped = True
+            yield outcome
+            continue
+        try:
+            outcome.result = recognize_file(f, cfg, recognizer)
+        except InputError as exc:
+            outcome.error = str(exc)
+        except OcrError:
+            raise  # model/device problems concern the whole batch
+        except (MemoryError, cv2.error, ValueError, OSError) as exc:
+            outcome.error = f"{f.display}: could not be processed ({type(exc).__name__}: {str(exc).strip()[:200]})"
+        if outcome.result is not None:
+            try:
+                if cfg.to_stdout:
+                    for fmt in cfg.formats:
+                        emit(WRITERS[fmt].render_stdout(outcome.result, run_info))
+                else:
+                    for fmt, path in paths.items():
+                        atomic_write_text(path, WRITERS[fmt].render(outcome.result, run_info))
+                        outcome.written.append(path)
+            except OutputError as exc:
+                outcome.error = str(exc)
+                outcome.output_error = True
+        yield outcome

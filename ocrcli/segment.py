@@ -1,0 +1,182 @@
+"""Find text lines on a preprocessed page and cut recognizer-ready crops out of it.
+
+Method: remove ruled lines and borders from the ink mask, smear the ink horizontally so the words
+of a line join into one blob, split blobs that span several lines at the valleys of their row
+profile, merge pieces of the same line, and order lines top to bottom (column by column).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+from ocrcli.documents import BBox, Line, Page
+from ocrcli.preprocess import text_height
+
+
+@dataclass(frozen=True)
+class SegmentConfig:
+    # Sizes are in line pitches (the distance between baselines), the most robust scale on a page.
+    smear: float = 0.6  # horizontal smear: joins the words of a line
+    merge_gap: float = 1.5  # pieces of one band closer than this are one line
+    min_width: float = 0.3  # narrower lines are dropped as specks
+    min_height: float = 0.12  # flatter blobs are dropped (stray strokes, rule remnants)
+    pad: float = 0.08  # crop margin around a line
+
+
+def remove_rules(ink: np.ndarray, letter: float) -> np.ndarray:
+    """Ink without long straight horizontal and vertical strokes (ruled lines, table rules, borders)."""
+    length = int(max(40, 10 * letter))
+    horizontal = cv2.morphologyEx(ink, cv2.MORPH_OPEN, cv2.getStructuringElement(cv2.MORPH_RECT, (length, 1)))
+    vertical = cv2.morphologyEx(ink, cv2.MORPH_OPEN, cv2.getStructuringElement(cv2.MORPH_RECT, (1, length)))
+    rules = cv2.dilate(cv2.bitwise_or(horizontal, vertical), np.ones((3, 3), np.uint8))
+    return cv2.bitwise_and(ink, cv2.bitwise_not(rules))
+
+
+def line_pitch(ink: np.ndarray, letter: float) -> float:
+    """Typical distance between baselines, from the autocorrelation of the row profile."""
+    profile = ink.sum(axis=1, dtype=np.float64)
+    profile -= profile.mean()
+    lo, hi = int(1.5 * letter), int(min(8 * letter, len(profile) // 2))
+    if hi <= lo + 1 or not profile.any():
+        return 3.0 * letter
+    corr = np.array([np.dot(profile[:-lag], profile[lag:]) for lag in range(lo, hi)])
+    return float(lo + int(np.argmax(corr)))
+
+
+def _split_rows(profile: np.ndarray, pitch: float) -> list[tuple[int, int]]:
+    """Cut a tall blob's row range at the valleys of its smoothed row profile."""
+    n = len(profile)
+    k = int(round(n / pitch))
+    if k < 2:
+        return [(0, n)]
+    win = max(3, int(pitch / 4) | 1)
+    smooth = np.convolve(profile, np.ones(win) / win, mode="same")
+    cuts = []
+    for j in range(1, k):
+        centre = int(j * n / k)
+        lo, hi = max(1, centre - int(pitch / 2)), min(n - 1, centre + int(pitch / 2))
+        if hi <= lo:
+            continue
+        cuts.append(lo + int(np.argmin(smooth[lo:hi])))
+    edges = [0] + sorted(set(cuts)) + [n]
+    return [(a, b) for a, b in zip(edges, edges[1:]) if b - a > 2]
+
+
+def find_lines(page: Page, cfg: SegmentConfig = SegmentConfig()) -> list[Line]:
+    """Text lines of a page in reading order (boxes in the page's pixels)."""
+    ink = page.ink
+    if ink is None or not ink.any():
+        return []
+    letter = text_height(ink)
+    if letter is None:
+        return []
+    clean = remove_rules(ink, letter)
+    pitch = line_pitch(clean, letter)
+    smear_w = max(3, int(cfg.smear * pitch) | 1)
+    smeared = cv2.dilate(clean, cv2.getStructuringElement(cv2.MORPH_RECT, (smear_w, 1)))
+    n, labels, stats, _ = cv2.connectedComponentsWithStats(smeared, connectivity=8)
+    boxes: list[list[int]] = []
+    for i in range(1, n):
+        x, y, w, h, area = stats[i]
+        if h < cfg.min_height * pitch or w < cfg.min_width * pitch:
+            continue
+        if h > 1.6 * pitch:
+            rows = (labels[y:y + h, x:x + w] == i) & (clean[y:y + h, x:x + w] > 0)
+            for a, b in _split_rows(rows.sum(axis=1).astype(np.float64), pitch):
+                cols = np.nonzero(rows[a:b].any(axis=0))[0]
+                if len(cols):
+                    boxes.append([x + int(cols[0]), y + a, x + int(cols[-1]) + 1, y + b])
+        else:
+            boxes.append([x, y, x + w, y + h])
+    boxes = _merge_same_line(boxes, pitch * cfg.merge_gap)
+    boxes = [b for b in boxes if b[2] - b[0] >= cfg.min_width * pitch and b[3] - b[1] >= cfg.min_height * pitch]
+    return [Line(BBox(*b)) for b in _reading_order(boxes)]
+
+
+def _merge_same_line(boxes: list[list[int]], gap: float) -> list[list[int]]:
+    """Join boxes that overlap vertically by more than half and sit within ``gap`` pixels of each other."""
+    boxes = sorted(boxes, key=lambda b: b[0])
+    merged = True
+    while merged:
+        merged = False
+        out: list[list[int]] = []
+        for b in boxes:
+            for m in out:
+                overlap = min(m[3], b[3]) - max(m[1], b[1])
+                if overlap > 0.5 * min(m[3] - m[1], b[3] - b[1]) and b[0] - m[2] < gap and m[0] - b[2] < gap:
+                    m[:] = [min(m[0], b[0]), min(m[1], b[1]), max(m[2], b[2]), max(m[3], b[3])]
+                    merged = True
+                    break
+            else:
+                out.append(list(b))
+        boxes = out
+    return boxes
+
+
+def _reading_order(boxes: list[list[int]]) -> list[list[int]]:
+    """Top to bottom; lines whose vertical ranges overlap are read left to right."""
+    boxes = sorted(boxes, key=lambda b: (b[1] + b[3]) / 2)
+    rows: list[list[list[int]]] = []
+    for b in boxes:
+        if rows:
+            last = rows[-1][-1]
+            overlap = min(last[3], b[3]) - max(last[1], b[1])
+            if overlap > 0.5 * min(last[3] - last[1], b[3] - b[1]):
+                rows[-1].append(b)
+                continue
+        rows.append([b])
+    return [b for row in rows for b in sorted(row, key=lambda b: b[0])]
+
+
+def line_crops(page: Page, lines: list[Line], cfg: SegmentConfig = SegmentConfig()) -> list[np.ndarray]:
+    """Grayscale crops of each line, with strokes that belong to neighbouring lines painted over.
+
+    Training lines were cut along their polygons with the outside painted paper-coloured; painting
+    out the other lines' ascenders and descenders gives the recognizer the same kind of crop.
+    """
+    if not lines:
+        return []
+    image, ink = page.image, page.ink
+    letter = text_height(ink) if ink is not None else None
+    letter = letter or max(8.0, float(np.median([ln.bbox.height for ln in lines])) / 2)
+    pad = int(cfg.pad * letter) + 1
+    h, w = image.shape
+    if ink is None:
+        return [image[max(0, ln.bbox.y0 - pad): ln.bbox.y1 + pad, max(0, ln.bbox.x0 - pad): ln.bbox.x1 + pad].copy() for ln in lines]
+    n, labels, stats, centroids = cv2.connectedComponentsWithStats(ink, connectivity=8)
+    # Owner line of every ink component: the line whose box holds its centroid, else the nearest band.
+    owner = np.full(n, -1, np.int32)
+    centres = np.array([[(ln.bbox.y0 + ln.bbox.y1) / 2 for ln in lines]])
+    for c in range(1, n):
+        cx, cy = centroids[c]
+        best, best_d = -1, np.inf
+        for i, ln in enumerate(lines):
+            b = ln.bbox
+            if b.x0 - pad <= cx < b.x1 + pad:
+                d = 0.0 if b.y0 <= cy < b.y1 else min(abs(cy - b.y0), abs(cy - b.y1))
+                if d < best_d:
+                    best, best_d = i, d
+        if best >= 0 and best_d <= letter:
+            owner[c] = best
+    del centres
+    crops = []
+    for i, ln in enumerate(lines):
+        b = ln.bbox
+        # Grow the box to the full extent of the components it owns (ascenders, descenders).
+        mine = np.nonzero(owner == i)[0]
+        y0, y1 = b.y0, b.y1
+        if len(mine):
+            y0 = max(0, min(y0, int(stats[mine, cv2.CC_STAT_TOP].min())), b.y0 - int(letter))
+            y1 = min(h, max(y1, int((stats[mine, cv2.CC_STAT_TOP] + stats[mine, cv2.CC_STAT_HEIGHT]).max())), b.y1 + int(letter))
+        y0, y1 = max(0, y0 - pad), min(h, y1 + pad)
+        x0, x1 = max(0, b.x0 - pad), min(w, b.x1 + pad)
+        crop = image[y0:y1, x0:x1].copy()
+        sub = labels[y0:y1, x0:x1]
+        others = (sub > 0) & (owner[sub] != i)
+        if others.any():
+            crop[others] = int(np.percentile(crop, 90))
+        crops.append(crop)
+    return crops

@@ -1,0 +1,85 @@
+"""Random distortions of training lines (training only; inference is deterministic)."""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+
+
+def _paper(gray: np.ndarray) -> int:
+    return int(np.percentile(gray, 90))
+
+
+def affine(gray: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Slant, small rotation, horizontal scale, and margins like a segmenter's crops have."""
+    h, w = gray.shape
+    paper = _paper(gray)
+    shear = rng.uniform(-0.35, 0.35)
+    angle = np.deg2rad(rng.uniform(-2.0, 2.0))
+    sx = rng.uniform(0.8, 1.2)
+    sy = rng.uniform(0.85, 1.05)
+    c, s = np.cos(angle), np.sin(angle)
+    lin = np.diag([sx, sy]) @ np.array([[1.0, shear], [0.0, 1.0]]) @ np.array([[c, -s], [s, c]])
+    m = np.hstack([lin, np.zeros((2, 1))]).astype(np.float32)
+    corners = np.array([[0, 0, 1], [w, 0, 1], [0, h, 1], [w, h, 1]], np.float32) @ m.T
+    x0, y0 = corners.min(0)
+    x1, y1 = corners.max(0)
+    pad_top, pad_bottom = rng.uniform(0, 0.15, 2) * h
+    pad_x = rng.uniform(0, 0.5) * h
+    m[0, 2] = -x0 + pad_x
+    m[1, 2] = -y0 + pad_top
+    out_w = int(np.ceil(x1 - x0 + 2 * pad_x))
+    out_h = int(np.ceil(y1 - y0 + pad_top + pad_bottom))
+    return cv2.warpAffine(gray, m, (max(out_w, 8), max(out_h, 8)), flags=cv2.INTER_LINEAR,
+                          borderMode=cv2.BORDER_CONSTANT, borderValue=paper)
+
+
+def elastic(gray: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Smooth random displacement field: the wobble of a hand that is not a font."""
+    h, w = gray.shape
+    alpha = rng.uniform(1.0, 3.0) * h / 40
+    grid = max(4, h // 2)
+    dx = cv2.resize(rng.normal(0, 1, (h // grid + 2, w // grid + 2)).astype(np.float32), (w, h), interpolation=cv2.INTER_CUBIC)
+    dy = cv2.resize(rng.normal(0, 1, (h // grid + 2, w // grid + 2)).astype(np.float32), (w, h), interpolation=cv2.INTER_CUBIC)
+    xs, ys = np.meshgrid(np.arange(w, dtype=np.float32), np.arange(h, dtype=np.float32))
+    return cv2.remap(gray, xs + alpha * dx, ys + alpha * dy, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+
+
+def stroke(gray: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Thinner or thicker pen: grayscale erosion (thicker ink) or dilation (thinner)."""
+    k = np.ones((2, 2), np.uint8) if rng.random() < 0.7 else np.ones((3, 3), np.uint8)
+    return cv2.erode(gray, k) if rng.random() < 0.5 else cv2.dilate(gray, k)
+
+
+def photometric(gray: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Contrast, brightness, a shadow gradient, blur, noise and JPEG artefacts."""
+    img = gray.astype(np.float32)
+    if rng.random() < 0.5:
+        img = (img - 128) * rng.uniform(0.5, 1.2) + 128 + rng.uniform(-40, 30)
+    if rng.random() < 0.3:
+        h, w = img.shape
+        ramp = np.linspace(0, 1, w, dtype=np.float32)[None, :]
+        if rng.random() < 0.5:
+            ramp = ramp[:, ::-1]
+        img = img - ramp * rng.uniform(20, 90)
+    if rng.random() < 0.3:
+        img = cv2.GaussianBlur(img, (0, 0), rng.uniform(0.4, 1.2))
+    if rng.random() < 0.4:
+        img = img + rng.normal(0, rng.uniform(2, 14), img.shape)
+    out = np.clip(img, 0, 255).astype(np.uint8)
+    if rng.random() < 0.25:
+        ok, buf = cv2.imencode(".jpg", out, [cv2.IMWRITE_JPEG_QUALITY, int(rng.integers(25, 80))])
+        if ok:
+            out = cv2.imdecode(buf, cv2.IMREAD_GRAYSCALE)
+    return out
+
+
+def augment(gray: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """One random training view of a line crop (uint8, dark ink on light paper)."""
+    if rng.random() < 0.8:
+        gray = affine(gray, rng)
+    if rng.random() < 0.3:
+        gray = elastic(gray, rng)
+    if rng.random() < 0.3:
+        gray = stroke(gray, rng)
+    return photometric(gray, rng)

@@ -1,0 +1,233 @@
+"""The training loop: resumable, validated every N steps, keeps the best weights by validation CER."""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+import random
+import sys
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ocrcli.metrics import ErrorCounter
+from ocrcli.recognize.charset import DEFAULT_ALPHABET, Charset
+from ocrcli.recognize.decode import greedy_decode
+from ocrcli.recognize.lineimage import normalize_line
+from ocrcli.recognize.model import CRNN, CRNNSpec
+from ocrcli.recognize.weights import ModelInfo, save_model
+from ocrcli.train.augment import augment
+from ocrcli.train.data import LineSample, bucketed_batches, collate, load_lines
+
+
+@dataclass
+class TrainConfig:
+    train_tsvs: list[Path]
+    val_tsv: Path
+    out_dir: Path
+    fonts_dir: Path | None = None
+    synth_fraction: float = 0.25
+    steps: int = 10000
+    batch_size: int = 24
+    lr: float = 1e-3
+    warmup: int = 300
+    val_every: int = 500
+    val_limit: int = 600
+    patience: int = 8  # validations without improvement before stopping early
+    height: int = 40
+    channels: tuple[int, ...] = (32, 64, 96, 128, 160, 192)
+    hidden: int = 256
+    augment_prob: float = 0.85
+    seed: int = 0
+    device: str = "cpu"
+    threads: int | None = None
+    max_minutes: float | None = None
+    init_from: Path | None = None  # start from a model file's weights (fine-tuning)
+    notes: dict = field(default_factory=dict)
+
+
+def _log(msg: str) -> None:
+    print(f"[{time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
+
+
+def _lr_at(step: int, cfg: TrainConfig) -> float:
+    if step < cfg.warmup:
+        return cfg.lr * (step + 1) / cfg.warmup
+    progress = min(1.0, (step - cfg.warmup) / max(1, cfg.steps - cfg.warmup))
+    return cfg.lr * (0.02 + 0.98 * 0.5 * (1 + math.cos(math.pi * progress)))
+
+
+def _stratified(samples: list[LineSample], limit: int, seed: int) -> list[LineSample]:
+    """A fixed subset with every group represented in proportion (at least 30 lines each)."""
+    if len(samples) <= limit:
+        return samples
+    rng = random.Random(seed)
+    groups: dict[str, list[LineSample]] = {}
+    for s in samples:
+        groups.setdefault(s.group, []).append(s)
+    out = []
+    for g in sorted(groups):
+        members = groups[g]
+        k = max(30, round(limit * len(members) / len(samples)))
+        out += rng.sample(members, min(k, len(members)))
+    return out
+
+
+@torch.inference_mode()
+def evaluate(model: CRNN, charset: Charset, samples: list[LineSample], device: str, batch_size: int = 32) -> dict[str, ErrorCounter]:
+    """CER/WER per group and overall ('all') with greedy decoding."""
+    model.eval()
+    counters: dict[str, ErrorCounter] = {"all": ErrorCounter()}
+    order = sorted(range(len(samples)), key=lambda i: samples[i].image.shape[1])
+    stride = model.spec.width_stride
+    for start in range(0, len(order), batch_size):
+        idx = order[start:start + batch_size]
+        images = [normalize_line(samples[i].image, model.spec.height) for i in idx]
+        x, widths = collate(images, stride)
+        out = model(x.to(device)).float().cpu()
+        lengths = model.output_lengths(widths)
+        for j, i in enumerate(idx):
+            text = charset.decode(greedy_decode(out[: lengths[j], j].numpy()).labels)
+            for key in ("all", samples[i].group):
+                counters.setdefault(key, ErrorCounter()).add(text, samples[i].text)
+    return counters
+
+
+def train(cfg: TrainConfig) -> Path:
+    """Train (or resume) and return the path of the best model file."""
+    cfg.out_dir.mkdir(parents=True, exist_ok=True)
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
+    import cv2
+
+    cv2.setNumThreads(1)
+    torch.set_flush_denormal(True)  # denormal floats make CPU training crawl as weights shrink  # OpenCV's own pool would fight torch's for the same cores
+    torch.manual_seed(cfg.seed)
+    charset = Charset(DEFAULT_ALPHABET)
+    spec = CRNNSpec(num_classes=charset.num_classes, height=cfg.height, channels=cfg.channels, hidden=cfg.hidden)
+    model = CRNN(spec).to(cfg.device)
+    opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=1e-4)
+    ctc = torch.nn.CTCLoss(zero_infinity=True)
+    state = {"step": 0, "best_cer": float("inf"), "bad_evals": 0, "seconds": 0.0, "lines_seen": 0}
+    ckpt = cfg.out_dir / "checkpoint.pt"
+    if ckpt.exists():
+        saved = torch.load(ckpt, map_location="cpu", weights_only=True)
+        model.load_state_dict(saved["model"])
+        opt.load_state_dict(saved["optimizer"])
+        state.update(json.loads(saved["state"]))
+        _log(f"resumed from {ckpt} at step {state['step']} (best val CER {state['best_cer']:.4f})")
+    elif cfg.init_from:
+        from ocrcli.recognize.weights import load_model
+
+        base, _ = load_model(cfg.init_from)
+        model.load_state_dict(base.state_dict())
+        _log(f"initialised from {cfg.init_from}")
+
+    _log("loading lines...")
+    train_samples: list[LineSample] = []
+    for tsv in cfg.train_tsvs:
+        train_samples += load_lines(tsv, charset, spec.height)
+    val_samples = _stratified(load_lines(cfg.val_tsv, charset, spec.height), cfg.val_limit, cfg.seed)
+    _log(f"{len(train_samples)} training lines, {len(val_samples)} validation lines, {sum(p.numel() for p in model.parameters())/1e6:.2f}M parameters")
+
+    synth = None
+    if cfg.fonts_dir and cfg.synth_fraction > 0:
+        from ocrcli.train.synth import SynthPool
+
+        # Synthetic lines live in the same list as real ones, so width bucketing covers both.
+        pool_size = round(len(train_samples) * cfg.synth_fraction / (1 - cfg.synth_fraction))
+        synth = SynthPool(cfg.fonts_dir, charset, spec.height, pool_size, cfg.seed + state["step"])
+        _log(f"rendering {pool_size} synthetic lines...")
+        first_synth = len(train_samples)
+        train_samples += synth.render(pool_size)
+
+    rng = np.random.default_rng(cfg.seed + state["step"])
+    widths = np.array([s.image.shape[1] for s in train_samples])
+    log_path = cfg.out_dir / "log.csv"
+    new_log = not log_path.exists()
+    log_fh = open(log_path, "a", newline="")
+    log = csv.writer(log_fh)
+    if new_log:
+        log.writerow(["step", "lr", "train_loss", "val_cer", "val_wer", "lines_per_s", "elapsed_s"])
+    started = time.time()
+    seconds_before = state["seconds"]
+    losses: list[float] = []
+    t_window, lines_window = time.time(), 0
+    best_path = cfg.out_dir / "best.safetensors"
+    stop = False
+    while not stop:
+        for batch_idx in bucketed_batches(widths, cfg.batch_size, rng):
+            step = state["step"]
+            if step >= cfg.steps:
+                stop = True
+                break
+            images, texts = [], []
+            for i in batch_idx:
+                s = train_samples[i]
+                img = augment(s.image, rng) if rng.random() < cfg.augment_prob else s.image
+                images.append(normalize_line(img, spec.height))
+                texts.append(s.text)
+            for g in opt.param_groups:
+                g["lr"] = _lr_at(step, cfg)
+            model.train()
+            x, w = collate(images, spec.width_stride)
+            targets = torch.tensor([k for t in texts for k in charset.encode(t)], dtype=torch.long)
+            target_lengths = torch.tensor([len(t) for t in texts], dtype=torch.long)
+            out = model(x.to(cfg.device))
+            loss = ctc(out.float().cpu() if cfg.device != "cpu" else out, targets, model.output_lengths(w), target_lengths)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), 5.0)
+            opt.step()
+            losses.append(loss.item())
+            state["step"] = step + 1
+            state["lines_seen"] += len(texts)
+            lines_window += len(texts)
+            if state["step"] % 50 == 0:
+                rate = lines_window / (time.time() - t_window)
+                _log(f"step {state['step']} loss {np.mean(losses[-50:]):.3f} lr {_lr_at(step, cfg):.2e} {rate:.1f} lines/s")
+                t_window, lines_window = time.time(), 0
+            out_of_time = cfg.max_minutes is not None and (time.time() - started) > cfg.max_minutes * 60
+            if state["step"] % cfg.val_every == 0 or state["step"] >= cfg.steps or out_of_time:
+                counters = evaluate(model, charset, val_samples, cfg.device)
+                cer = counters["all"].cer
+                state["seconds"] = seconds_before + time.time() - started
+                per_group = " ".join(f"{k}={v.cer:.3f}" for k, v in sorted(counters.items()) if k != "all")
+                _log(f"step {state['step']} val CER {cer:.4f} WER {counters['all'].wer:.4f} ({per_group})")
+                log.writerow([state["step"], f"{_lr_at(step, cfg):.2e}", f"{np.mean(losses[-cfg.val_every:]):.4f}",
+                              f"{cer:.4f}", f"{counters['all'].wer:.4f}", f"{state['lines_seen']/max(state['seconds'],1):.1f}", f"{state['seconds']:.0f}"])
+                log_fh.flush()
+                if cer < state["best_cer"]:
+                    state["best_cer"], state["bad_evals"] = cer, 0
+                    info = ModelInfo(alphabet=charset.alphabet, spec=spec.to_dict(), info={
+                        "trained_steps": state["step"], "lines_seen": state["lines_seen"],
+                        "train_seconds": round(state["seconds"]), "val_subset_cer": round(cer, 4),
+                        "train_data": [str(p) for p in cfg.train_tsvs], "synthetic_fraction": cfg.synth_fraction if synth else 0.0,
+                        "device": cfg.device, "torch": torch.__version__, **cfg.notes})
+                    save_model(best_path, model.state_dict(), info)
+                    _log(f"new best -> {best_path}")
+                else:
+                    state["bad_evals"] += 1
+                tmp = ckpt.with_suffix(".tmp")
+                torch.save({"model": model.state_dict(), "optimizer": opt.state_dict(), "state": json.dumps(state)}, tmp)
+                tmp.replace(ckpt)
+                if synth:  # replace a fifth of the synthetic lines with fresh ones
+                    k = len(train_samples) - first_synth
+                    start = first_synth + int(rng.integers(0, max(1, k - k // 5)))
+                    fresh = synth.render(k // 5)
+                    train_samples[start:start + len(fresh)] = fresh
+                    widths[start:start + len(fresh)] = [s.image.shape[1] for s in fresh]
+                if state["bad_evals"] >= cfg.patience:
+                    _log(f"no improvement in {cfg.patience} validations: stopping early")
+                    stop = True
+                    break
+                if out_of_time:
+                    _log("time limit reached: checkpoint saved, run again to resume")
+                    stop = True
+                    break
+    log_fh.close()
+    return best_path

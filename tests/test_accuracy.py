@@ -1,0 +1,35 @@
+"""The shipped model reads as well as its model card says (within 2 CER points)."""
+
+import re
+
+import pytest
+
+from conftest import FIXTURE_LINES, MODEL, ROOT, needs_shared
+from ocrcli.evaluate import evaluate_lines
+
+CARD = ROOT / "models" / "README.md"
+
+
+def _card_cer(label: str) -> float:
+    """The CER the model card states on a line like '<!-- cer:fixture -->... 12.34% ...'."""
+    text = CARD.read_text(encoding="utf-8")
+    match = re.search(rf"<!-- cer:{label} -->[^\n]*?([0-9]+(?:\.[0-9]+)?)%", text)
+    assert match, f"models/README.md states no '{label}' CER"
+    return float(match.group(1)) / 100
+
+
+@pytest.mark.skipif(not MODEL.is_file(), reason="shipped model missing")
+def test_fixture_lines_cer_matches_model_card():
+    report = evaluate_lines(FIXTURE_LINES, MODEL, "cpu", None, 32)
+    cer = report.counters["all"].cer
+    assert report.counters["all"].lines == 350
+    assert cer <= _card_cer("fixture") + 0.02, f"CER {cer:.4f} on the fixture lines is worse than the card says"
+
+
+@pytest.mark.skipif(not MODEL.is_file(), reason="shipped model missing")
+def test_full_validation_cer_matches_model_card():
+    val = needs_shared("data", "val.tsv")
+    report = evaluate_lines(val, MODEL, "cpu", None, 32)
+    cer = report.counters["all"].cer
+    assert cer <= _card_cer("val") + 0.02, f"val CER {cer:.4f} is worse than the card says"
+    assert cer < 0.20

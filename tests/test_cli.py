@@ -1,0 +1,154 @@
+"""The `ocr` command through its real entry point: options, outputs and exit codes."""
+
+import json
+import subprocess
+import sys
+
+import pytest
+from PIL import Image
+from typer.testing import CliRunner
+
+from conftest import MODEL, ROOT, has_poppler, render_page
+from ocrcli.cli import app
+from ocrcli.errors import ExitCode
+
+runner = CliRunner()
+pytestmark = pytest.mark.skipif(not MODEL.is_file(), reason=f"shipped model {MODEL} is missing")
+
+
+def ocr(*args):
+    return runner.invoke(app, [str(a) for a in args])
+
+
+def test_help_explains_every_option_with_examples():
+    result = ocr("--help")
+    assert result.exit_code == 0 and "recognize" in result.stdout and "eval" in result.stdout
+    result = ocr("recognize", "-h")
+    assert result.exit_code == 0
+    for option in ("--format", "--output-dir", "--stdout", "--layout", "--device", "--model", "--dpi",
+                   "--save-stages", "--overwrite", "--no-deskew", "--no-binarize", "--quiet", "Example"):
+        assert option in result.stdout, option
+    assert ocr("--version").stdout.startswith("ocrcli ")
+
+
+def test_help_does_not_import_torch():
+    code = "import sys; from ocrcli.cli import app; import typer\n" \
+           "try:\n    app(['--help'])\nexcept SystemExit:\n    pass\nprint('torch' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip().splitlines()[-1] == "False"
+
+
+def test_txt_beside_input_by_default(page_png):
+    result = ocr("recognize", page_png, "-q")
+    assert result.exit_code == 0, result.output
+    out = page_png.with_suffix(".txt")
+    assert out.exists() and out.read_text(encoding="utf-8").strip()
+    assert result.stdout == ""  # stdout is for data only; nothing was asked for on stdout
+
+
+def test_json_to_output_dir_and_summary_on_stderr(tmp_path, page_png):
+    result = ocr("recognize", page_png, "--format", "json", "-f", "txt", "--output-dir", tmp_path / "out")
+    assert result.exit_code == 0, result.output
+    doc = json.loads((tmp_path / "out" / "page.json").read_text(encoding="utf-8"))
+    assert doc["path"] == str(page_png) and len(doc["model"]["sha256"]) == 64
+    assert doc["pages"][0]["lines"], "the page's lines were not found"
+    assert (tmp_path / "out" / "page.txt").exists()
+    assert "1 done, 0 failed" in result.stderr
+
+
+def test_layout_line_json_stdout_gives_json_lines(line_pngs):
+    result = ocr("recognize", "--layout", "line", "--format", "json", "--stdout", *line_pngs)
+    assert result.exit_code == 0, result.output
+    rows = [json.loads(line) for line in result.stdout.splitlines()]
+    assert [r["path"] for r in rows] == [str(p) for p in line_pngs]
+    assert all(isinstance(r["text"], str) for r in rows)
+
+
+def test_no_input_matched_exit_code(tmp_path):
+    result = ocr("recognize", tmp_path / "nothing-*.jpg")
+    assert result.exit_code == ExitCode.NO_INPUT
+    assert "matched no supported files" in result.stderr
+
+
+def test_bad_input_fails_alone_with_one_line_error(tmp_path, page_png):
+    bad = tmp_path / "broken.jpg"
+    bad.write_bytes(b"\xff\xd8\xff garbage")
+    result = ocr("recognize", bad, page_png, "-o", tmp_path / "out")
+    assert result.exit_code == ExitCode.INPUT_FAILED
+    errors = [line for line in result.stderr.splitlines() if "broken.jpg" in line]
+    assert len(errors) == 1
+    assert (tmp_path / "out" / "page.txt").exists() and not (tmp_path / "out" / "broken.txt").exists()
+    assert "1 done, 1 failed" in result.stderr
+
+
+def test_usage_errors_exit_2(page_png):
+    assert ocr("recognize", page_png, "--format", "docx").exit_code == ExitCode.USAGE
+    assert ocr("recognize", page_png, "--device", "tpu").exit_code == ExitCode.USAGE
+    assert ocr("recognize", page_png, "--stdout", "-o", "x").exit_code == ExitCode.USAGE
+    assert ocr("recognize").exit_code == ExitCode.USAGE
+
+
+def test_cuda_without_gpu_is_a_device_error(page_png):
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("a GPU is present")
+    result = ocr("recognize", page_png, "--device", "cuda")
+    assert result.exit_code == ExitCode.DEVICE and "cuda" in result.stderr.lower()
+
+
+def test_missing_or_damaged_model_exit_code(tmp_path, page_png):
+    result = ocr("recognize", page_png, "--model", tmp_path / "none.safetensors")
+    assert result.exit_code == ExitCode.MODEL
+    junk = tmp_path / "junk.safetensors"
+    junk.write_bytes(b"not a model at all")
+    result = ocr("recognize", page_png, "--model", junk)
+    assert result.exit_code == ExitCode.MODEL and "junk.safetensors" in result.stderr
+
+
+def test_unwritable_output_dir_exit_code(tmp_path, page_png):
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    result = ocr("recognize", page_png, "-o", blocker / "sub")
+    assert result.exit_code == ExitCode.OUTPUT
+    assert "cannot write" in result.stderr
+
+
+def test_rerun_skips_existing_outputs_and_overwrite_redoes(tmp_path, page_png):
+    out = tmp_path / "out"
+    assert ocr("recognize", page_png, "-o", out).exit_code == 0
+    result = ocr("recognize", page_png, "-o", out)
+    assert result.exit_code == 0 and "1 skipped" in result.stderr
+    result = ocr("recognize", page_png, "-o", out, "--overwrite")
+    assert result.exit_code == 0 and "1 done" in result.stderr
+
+
+def test_stage_switches_and_save_stages(tmp_path, page_png):
+    result = ocr("recognize", page_png, "--stdout", "-f", "json", "--no-deskew", "--no-denoise", "--no-upscale",
+                 "--save-stages", tmp_path / "stages", "-q")
+    assert result.exit_code == 0, result.output
+    steps = [s["step"] for s in json.loads(result.stdout)["pages"][0]["preprocessing"]]
+    assert steps == ["binarize"]
+    assert any(p.name.endswith("-lines.png") for p in (tmp_path / "stages").iterdir())
+    result = ocr("recognize", page_png, "--stdout", "-f", "json", "--no-binarize", "-q")
+    assert "binarize" not in [s["step"] for s in json.loads(result.stdout)["pages"][0]["preprocessing"]]
+
+
+@pytest.mark.skipif(not has_poppler(), reason="PDF input needs poppler-utils (pdftoppm), not installed here")
+def test_pdf_input_with_dpi(tmp_path):
+    frames = [Image.fromarray(render_page()) for _ in range(2)]
+    pdf = tmp_path / "notes.pdf"
+    frames[0].save(pdf, save_all=True, append_images=frames[1:], resolution=150.0)
+    result = ocr("recognize", pdf, "--dpi", "150", "--stdout", "-q")
+    assert result.exit_code == 0, result.output
+    assert result.stdout.count("\f") == 1
+
+
+def test_real_process_exit_code_and_streams(tmp_path, page_png):
+    bad = tmp_path / "empty.png"
+    bad.write_bytes(b"")
+    proc = subprocess.run([sys.executable, "-m", "ocrcli.cli", "recognize", str(page_png), str(bad), "--stdout", "--device", "cpu"],
+                          capture_output=True, text=True, cwd=ROOT)
+    assert proc.returncode == ExitCode.INPUT_FAILED
+    assert "empty.png" in proc.stderr and "empty.png" not in proc.stdout
+    assert proc.stdout.strip()

@@ -1,0 +1,95 @@
+import numpy as np
+import pytest
+from PIL import Image
+
+from conftest import has_poppler, render_page
+from ocrcli.errors import InputError
+from ocrcli.pages import MAX_PIXELS, iter_pages
+
+
+def test_png_jpeg_bmp_decode_to_grayscale(tmp_path):
+    page = render_page()
+    for suffix in ("png", "jpg", "bmp"):
+        path = tmp_path / f"p.{suffix}"
+        Image.fromarray(page).convert("RGB").save(path)
+        pages = list(iter_pages(path))
+        assert len(pages) == 1
+        assert pages[0].image.ndim == 2 and pages[0].image.dtype == np.uint8
+        assert pages[0].image.shape == page.shape
+        assert pages[0].number == 1
+
+
+def test_every_tiff_frame_is_a_page(tmp_path):
+    frames = [Image.fromarray(render_page(["page %d" % i])) for i in range(3)]
+    path = tmp_path / "multi.tif"
+    frames[0].save(path, save_all=True, append_images=frames[1:])
+    pages = list(iter_pages(path))
+    assert [p.number for p in pages] == [1, 2, 3]
+
+
+def test_exif_orientation_is_applied(tmp_path):
+    im = Image.fromarray(render_page()).convert("RGB")
+    exif = Image.Exif()
+    exif[0x0112] = 6  # rotate 90 degrees clockwise to display
+    path = tmp_path / "phone.jpg"
+    im.save(path, exif=exif)
+    page = next(iter_pages(path))
+    assert page.image.shape == (im.size[0], im.size[1])  # width and height swapped
+    assert page.steps[0]["step"] == "exif_orientation"
+
+
+def test_alpha_palette_and_16bit_images(tmp_path):
+    rgba = Image.new("RGBA", (50, 40), (0, 0, 0, 0))  # fully transparent: white paper after compositing
+    rgba.save(tmp_path / "a.png")
+    assert next(iter_pages(tmp_path / "a.png")).image.min() == 255
+    Image.fromarray(render_page()).convert("P").save(tmp_path / "p.png")
+    assert next(iter_pages(tmp_path / "p.png")).image.ndim == 2
+    arr16 = (np.asarray(render_page()).astype(np.uint16) * 257)
+    Image.fromarray(arr16).save(tmp_path / "d.png")
+    page = next(iter_pages(tmp_path / "d.png"))
+    assert abs(int(page.image.max()) - 245) <= 1
+
+
+def test_damaged_files_raise_input_error_naming_the_file(tmp_path):
+    bad = tmp_path / "bad.jpg"
+    bad.write_bytes(b"this is not an image")
+    with pytest.raises(InputError, match="bad.jpg"):
+        list(iter_pages(bad))
+    empty = tmp_path / "empty.png"
+    empty.write_bytes(b"")
+    with pytest.raises(InputError, match="empty.png"):
+        list(iter_pages(empty))
+
+
+def test_decompression_bomb_is_refused_before_decoding(tmp_path):
+    side = int(MAX_PIXELS ** 0.5) + 100
+    path = tmp_path / "bomb.png"
+    # A PNG header that claims side x side pixels; only the header is read before refusing.
+    import struct
+    import zlib
+
+    def chunk(kind, data):
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
+
+    header = struct.pack(">IIBBBBB", side, side, 8, 0, 0, 0, 0)
+    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IEND", b""))
+    with pytest.raises(InputError, match="limit"):
+        list(iter_pages(path))
+
+
+@pytest.mark.skipif(not has_poppler(), reason="PDF input needs poppler-utils (pdftoppm), not installed here")
+def test_pdf_pages_are_rendered_one_by_one(tmp_path):
+    frames = [Image.fromarray(render_page(["pdf page %d" % i])) for i in range(2)]
+    path = tmp_path / "doc.pdf"
+    frames[0].save(path, save_all=True, append_images=frames[1:], resolution=100.0)
+    pages = list(iter_pages(path, dpi=100))
+    assert [p.number for p in pages] == [1, 2]
+    assert abs(pages[0].image.shape[1] - frames[0].size[0]) <= 2
+
+
+@pytest.mark.skipif(not has_poppler(), reason="PDF input needs poppler-utils (pdftoppm), not installed here")
+def test_corrupt_pdf_is_an_input_error(tmp_path):
+    path = tmp_path / "broken.pdf"
+    path.write_bytes(b"%PDF-1.4\n garbage")
+    with pytest.raises(InputError, match="broken.pdf"):
+        list(iter_pages(path))

@@ -1,0 +1,123 @@
+import json
+
+import numpy as np
+from PIL import Image
+
+from conftest import LINES, render_page
+from ocrcli.config import RunConfig
+from ocrcli.inputs import resolve_inputs
+from ocrcli.output import RunInfo, atomic_write_text
+from ocrcli.pipeline import output_paths, run_batch
+
+RUN = RunInfo("fake", "0" * 64, "cpu")
+
+
+def _batch(paths, cfg, recognizer):
+    files = resolve_inputs([str(p) for p in paths]).files
+    emitted = []
+    outcomes = list(run_batch(files, cfg, recognizer, RUN, emitted.append))
+    return outcomes, emitted
+
+
+def test_page_goes_through_every_stage_to_txt_and_json(tmp_path, fake_recognizer, page_png):
+    cfg = RunConfig(formats=("txt", "json"), output_dir=tmp_path / "out")
+    outcomes, _ = _batch([page_png], cfg, fake_recognizer)
+    assert outcomes[0].error is None
+    txt = (tmp_path / "out" / "page.txt").read_text(encoding="utf-8")
+    assert len(txt.splitlines()) == len(LINES)
+    doc = json.loads((tmp_path / "out" / "page.json").read_text(encoding="utf-8"))
+    assert doc["path"] == str(page_png) and doc["model"]["id"] == "fake"
+    page = doc["pages"][0]
+    assert page["number"] == 1 and page["width"] == 1200
+    assert [s["step"] for s in page["preprocessing"]][0] == "binarize"
+    for line in page["lines"]:
+        x0, y0, x1, y1 = line["bbox"]
+        assert 0 <= x0 < x1 <= page["width"] and 0 <= y0 < y1 <= page["height"]
+        assert 0.0 <= line["confidence"] <= 1.0 and len(line["polygon"]) == 4
+
+
+def test_bad_file_fails_alone(tmp_path, fake_recognizer, page_png):
+    bad = tmp_path / "bad.png"
+    bad.write_bytes(b"not a png")
+    cfg = RunConfig(output_dir=tmp_path / "out")
+    outcomes, _ = _batch([bad, page_png], cfg, fake_recognizer)
+    assert outcomes[0].error and "bad.png" in outcomes[0].error and "\n" not in outcomes[0].error
+    assert outcomes[1].error is None
+    assert (tmp_path / "out" / "page.txt").exists() and not (tmp_path / "out" / "bad.txt").exists()
+
+
+def test_existing_outputs_are_skipped_unless_overwrite(tmp_path, fake_recognizer, page_png):
+    cfg = RunConfig(output_dir=tmp_path / "out", overwrite=False)
+    _batch([page_png], cfg, fake_recognizer)
+    calls = fake_recognizer.calls
+    outcomes, _ = _batch([page_png], cfg, fake_recognizer)
+    assert outcomes[0].skipped and fake_recognizer.calls == calls
+    outcomes, _ = _batch([page_png], RunConfig(output_dir=tmp_path / "out", overwrite=True), fake_recognizer)
+    assert not outcomes[0].skipped and fake_recognizer.calls == calls + 1
+
+
+def test_same_stem_inputs_do_not_collide(tmp_path):
+    for name in ("1.jpg", "1.png", "2.png"):
+        (tmp_path / name).write_bytes(b"x")
+    files = resolve_inputs([str(tmp_path)]).files
+    targets = output_paths(files, RunConfig(formats=("txt",)))
+    names = sorted(t["txt"].name for t in targets.values())
+    assert names == ["1.jpg.txt", "1.png.txt", "2.txt"]
+
+
+def test_multipage_tiff_pages_are_separated_by_form_feed(tmp_path, fake_recognizer):
+    frames = [Image.fromarray(render_page(LINES[:2])) for _ in range(3)]
+    path = tmp_path / "scan.tif"
+    frames[0].save(path, save_all=True, append_images=frames[1:])
+    cfg = RunConfig(to_stdout=True)
+    outcomes, emitted = _batch([path], cfg, fake_recognizer)
+    assert emitted[0].count("\f") == 2
+
+
+def test_line_layout_reads_each_image_as_one_line(tmp_path, fake_recognizer, line_pngs):
+    cfg = RunConfig(layout="line", formats=("json",), to_stdout=True)
+    outcomes, emitted = _batch(line_pngs, cfg, fake_recognizer)
+    rows = [json.loads(e) for e in emitted]
+    assert [r["path"] for r in rows] == [str(p) for p in line_pngs]
+    assert all(len(r["pages"][0]["lines"]) == 1 and "\n" not in r["text"] for r in rows)
+
+
+def test_save_stages_writes_each_stage_and_the_lines(tmp_path, fake_recognizer, page_png):
+    cfg = RunConfig(to_stdout=True, save_stages=tmp_path / "stages")
+    _batch([page_png], cfg, fake_recognizer)
+    names = sorted(p.name for p in (tmp_path / "stages").iterdir())
+    for stage in ("binarize", "upscale", "deskew", "denoise", "lines"):
+        if stage == "upscale":
+            continue  # upscale only runs on small text; this page's text is large enough
+        assert any(stage in n for n in names), (stage, names)
+
+
+def test_atomic_write_leaves_no_partial_file(tmp_path, monkeypatch):
+    target = tmp_path / "out.txt"
+    atomic_write_text(target, "first\n")
+
+    class Boom(Exception):
+        pass
+
+    import os
+
+    real_replace = os.replace
+
+    def failing_replace(src, dst):
+        raise Boom()
+
+    monkeypatch.setattr(os, "replace", failing_replace)
+    try:
+        atomic_write_text(target, "second\n")
+    except Boom:
+        pass
+    monkeypatch.setattr(os, "replace", real_replace)
+    assert target.read_text() == "first\n"
+    assert [p.name for p in tmp_path.iterdir()] == ["out.txt"]  # no temporary file left behind
+
+
+def test_blank_page_gives_empty_text_not_an_error(tmp_path, fake_recognizer):
+    path = tmp_path / "blank.png"
+    Image.fromarray(np.full((900, 700), 250, np.uint8)).save(path)
+    outcomes, emitted = _batch([path], RunConfig(to_stdout=True), fake_recognizer)
+    assert outcomes[0].error is None and emitted == [""]

@@ -1,0 +1,77 @@
+import numpy as np
+
+from conftest import render_page
+from ocrcli.config import PreprocessConfig
+from ocrcli.documents import BBox, Page
+from ocrcli.preprocess import binarize, deskew, denoise, estimate_skew, flatten_illumination, preprocess, rotate, text_height, upscale
+
+
+def _page(image):
+    return Page(image, 1, (image.shape[1], image.shape[0]))
+
+
+def test_binarize_flattens_a_shadow():
+    page = render_page().astype(np.float32)
+    shadow = np.linspace(1.0, 0.45, page.shape[1])[None, :]  # right side much darker, like a phone photo
+    shaded = (page * shadow).astype(np.uint8)
+    flat = flatten_illumination(shaded)
+    paper = flat[np.asarray(render_page()) > 200]
+    assert paper.mean() > 230 and np.percentile(paper, 5) > 200  # paper is white again everywhere
+    result = binarize(_page(shaded))
+    ink_share = (result.ink > 0).mean()
+    truth = (np.asarray(render_page()) < 128).mean()
+    assert 0.5 * truth < ink_share < 2.0 * truth
+    assert result.steps[-1]["step"] == "binarize"
+
+
+def test_blank_page_has_no_ink():
+    blank = np.full((800, 600), 240, np.uint8) + np.random.default_rng(0).integers(0, 6, (800, 600)).astype(np.uint8)
+    result = binarize(_page(blank))
+    assert result.ink.sum() == 0
+
+
+def test_deskew_recovers_the_angle():
+    page = render_page()
+    for angle in (-12.0, -4.0, 3.0, 9.0):
+        skewed = rotate(page, angle, 245)
+        result = deskew(binarize(_page(skewed)), 15.0)
+        assert abs(result.steps[-1]["angle"] + angle) < 0.6, (angle, result.steps[-1])
+
+
+def test_upscale_enlarges_small_text_only():
+    small = render_page(size=12)
+    result = upscale(binarize(_page(small)), 20)
+    assert result.image.shape[0] > small.shape[0] * 1.5
+    assert result.steps[-1]["step"] == "upscale"
+    big = binarize(_page(render_page(size=40)))
+    assert upscale(big, 20) is big
+
+
+def test_denoise_removes_specks_but_keeps_letters():
+    page = binarize(_page(render_page()))
+    noisy_ink = page.ink.copy()
+    rng = np.random.default_rng(1)
+    ys, xs = rng.integers(0, noisy_ink.shape[0], 300), rng.integers(0, noisy_ink.shape[1], 300)
+    noisy_ink[ys, xs] = 255
+    noisy = page.with_image(page.image, noisy_ink, None)
+    cleaned = denoise(noisy)
+    assert cleaned.steps[-1]["removed"] >= 250
+    assert (cleaned.ink > 0).sum() > 0.9 * (page.ink > 0).sum()
+
+
+def test_stages_can_be_switched_off_and_boxes_map_back():
+    image = rotate(render_page(size=14), 5.0, 245)
+    all_on = preprocess(_page(image), PreprocessConfig())
+    assert [s["step"] for s in all_on.steps] == ["binarize", "upscale", "deskew", "denoise"]
+    off = preprocess(_page(image), PreprocessConfig(upscale=False, deskew=False, binarize=False, denoise=False))
+    assert off.steps == [] and off.image.shape == image.shape
+    box, polygon = all_on.to_source(BBox(0, 0, all_on.image.shape[1], all_on.image.shape[0]))
+    h, w = image.shape
+    assert box.x0 == 0 and box.y0 == 0 and box.x1 == w and box.y1 == h  # the whole page maps to the whole source
+    assert len(polygon) == 4
+
+
+def test_text_height_and_skew_of_empty_mask():
+    empty = np.zeros((100, 100), np.uint8)
+    assert text_height(empty) is None
+    assert estimate_skew(empty, 15) == 0.0

@@ -1,0 +1,49 @@
+import numpy as np
+
+from conftest import LINES, render_page
+from ocrcli.config import PreprocessConfig
+from ocrcli.documents import Page
+from ocrcli.preprocess import preprocess, rotate
+from ocrcli.segment import find_lines, line_crops
+
+
+def _lines(image, **cfg):
+    page = preprocess(Page(image, 1, (image.shape[1], image.shape[0])), PreprocessConfig(**cfg))
+    return page, find_lines(page)
+
+
+def test_finds_each_line_in_reading_order():
+    page, lines = _lines(render_page())
+    assert len(lines) == len(LINES)
+    tops = [ln.bbox.y0 for ln in lines]
+    assert tops == sorted(tops)
+    for ln in lines:
+        assert 20 < ln.bbox.height < 90  # one text line (36 px font), not two merged
+
+
+def test_ruled_paper_lines_are_not_text():
+    page, lines = _lines(render_page(ruled=True))
+    assert len(lines) == len(LINES)
+
+
+def test_skewed_page_still_gives_one_box_per_line():
+    skewed = rotate(render_page(), 7.0, 245)
+    page, lines = _lines(skewed)
+    assert len(lines) == len(LINES)
+
+
+def test_blank_page_has_no_lines():
+    blank = np.full((1000, 800), 240, np.uint8)
+    page, lines = _lines(blank)
+    assert lines == []
+
+
+def test_crops_hold_one_line_and_mask_neighbours():
+    tight = render_page(spacing=1.25)  # descenders nearly touch the next line's ascenders
+    page, lines = _lines(tight, deskew=False)
+    assert len(lines) == len(LINES)
+    crops = line_crops(page, lines)
+    assert len(crops) == len(lines)
+    for crop, line in zip(crops, lines):
+        assert crop.dtype == np.uint8 and crop.ndim == 2
+        assert crop.shape[0] < 2.2 * line.bbox.height

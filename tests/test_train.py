@@ -1,0 +1,44 @@
+"""The training loop learns, checkpoints, resumes and exports a loadable model."""
+
+import json
+
+import numpy as np
+from PIL import Image
+
+from conftest import render_line
+from ocrcli.recognize.weights import load_model
+from ocrcli.train.loop import TrainConfig, train
+
+
+def _dataset(tmp_path, n=24):
+    words = ["hello", "world", "ocr", "lines", "note", "cat", "dog", "tree"]
+    rows = []
+    rng = np.random.default_rng(0)
+    for i in range(n):
+        text = " ".join(rng.choice(words, 2))
+        Image.fromarray(render_line(text, size=24)).save(tmp_path / f"l{i}.png")
+        rows.append(f"l{i}.png\t{text}\tsynthetic")
+    (tmp_path / "lines.tsv").write_text("\n".join(rows) + "\n", encoding="utf-8")
+    return tmp_path / "lines.tsv"
+
+
+def _cfg(tsv, out, steps):
+    return TrainConfig(train_tsvs=[tsv], val_tsv=tsv, out_dir=out, steps=steps, batch_size=8, val_every=10, val_limit=24,
+                       height=16, channels=(8, 16, 16, 16, 16, 16), hidden=32, warmup=5, lr=3e-3, threads=1, augment_prob=0.0)
+
+
+def test_train_resume_and_export(tmp_path):
+    tsv = _dataset(tmp_path)
+    out = tmp_path / "run"
+    best = train(_cfg(tsv, out, 10))
+    state = json.loads(__import__("torch").load(out / "checkpoint.pt", weights_only=True)["state"])
+    assert state["step"] == 10
+    train(_cfg(tsv, out, 20))  # same folder: resumes at step 10, runs to 20
+    state = json.loads(__import__("torch").load(out / "checkpoint.pt", weights_only=True)["state"])
+    assert state["step"] == 20
+    log = (out / "log.csv").read_text().splitlines()
+    assert log[0].startswith("step") and len(log) == 3
+    losses = [float(row.split(",")[2]) for row in log[1:]]
+    assert losses[1] < losses[0]  # it learns
+    model, info = load_model(best)
+    assert info.info["trained_steps"] in (10, 20) and model.spec.height == 16

@@ -1,0 +1,67 @@
+import json
+
+import pytest
+import torch
+
+from ocrcli.errors import ModelError
+from ocrcli.recognize.model import CRNN, CRNNSpec
+from ocrcli.recognize.weights import FORMAT_VERSION, ModelInfo, load_model, read_metadata, save_model
+
+
+def _tiny(tmp_path, **meta):
+    spec = CRNNSpec(num_classes=5, height=16, channels=(4, 4), pools=((2, 2), (2, 2)), hidden=8, layers=1)
+    model = CRNN(spec)
+    path = tmp_path / "tiny.safetensors"
+    save_model(path, model.state_dict(), ModelInfo(alphabet="abcd", spec=spec.to_dict(), info={"val_cer": 0.5, **meta}))
+    return path, model
+
+
+def test_model_file_is_self_describing_and_round_trips(tmp_path):
+    path, model = _tiny(tmp_path)
+    loaded, info = load_model(path)
+    assert info.alphabet == "abcd" and info.info["val_cer"] == 0.5
+    assert loaded.spec == model.spec
+    x = torch.rand(2, 1, 16, 40)
+    model.eval()
+    with torch.inference_mode():
+        assert torch.allclose(model(x), loaded(x))
+
+
+def test_missing_truncated_and_foreign_files_are_model_errors(tmp_path):
+    with pytest.raises(ModelError, match="not found"):
+        read_metadata(tmp_path / "nope.safetensors")
+    path, _ = _tiny(tmp_path)
+    data = path.read_bytes()
+    cut = tmp_path / "cut.safetensors"
+    cut.write_bytes(data[: len(data) // 2])
+    with pytest.raises(ModelError, match="cut.safetensors"):
+        load_model(cut)
+    junk = tmp_path / "junk.safetensors"
+    junk.write_bytes(b"\x00" * 64)
+    with pytest.raises(ModelError, match="junk.safetensors"):
+        load_model(junk)
+    pickle = tmp_path / "model.pt"
+    torch.save({"a": torch.zeros(1)}, pickle)
+    with pytest.raises(ModelError, match="model.pt"):
+        load_model(pickle)
+
+
+def _rewrite_metadata(path, **changes):
+    """Rewrite a safetensors header's metadata in place (the format is an 8-byte length + JSON)."""
+    data = path.read_bytes()
+    n = int.from_bytes(data[:8], "little")
+    header = json.loads(data[8:8 + n])
+    header["__metadata__"].update(changes)
+    raw = json.dumps(header).encode()
+    path.write_bytes(len(raw).to_bytes(8, "little") + raw + data[8 + n:])
+
+
+def test_newer_format_and_mismatched_charset_are_refused(tmp_path):
+    path, _ = _tiny(tmp_path)
+    _rewrite_metadata(path, format_version=str(FORMAT_VERSION + 1))
+    with pytest.raises(ModelError, match="newer"):
+        load_model(path)
+    path, _ = _tiny(tmp_path)
+    _rewrite_metadata(path, alphabet="abcdef")
+    with pytest.raises(ModelError, match="charset"):
+        load_model(path)
