@@ -19,7 +19,8 @@ $(VENV)/.installed: pyproject.toml
 	@touch $@
 
 demo: setup
-	$(OCR) recognize samples/pages --stdout
+	$(OCR) recognize samples --output-dir demo-output --overwrite
+	@for f in $$(find demo-output -name '*.txt' | sort); do printf '\n=== %s\n' "$$f"; tr '\f' '\n' < "$$f"; done
 
 test: setup
 	$(PY) -m pytest -q
@@ -28,4 +29,4 @@ bench: setup
 	$(PY) scripts/bench.py
 
 clean:
-	rm -rf $(VENV) .pytest_cache build *.egg-info
+	rm -rf $(VENV) .pytest_cache build *.egg-info demo-output

@@ -47,8 +47,13 @@ def _on_sigterm(signum, frame):  # noqa: ARG001 - signal handler signature
     raise Terminated()
 
 
+def one_line(message: str) -> str:
+    """Escape newlines and other control characters (they can come from file names)."""
+    return "".join(ch if ch.isprintable() or ch == " " else ch.encode("unicode_escape").decode("ascii") for ch in message)
+
+
 def _err(message: str) -> None:
-    print(message, file=sys.stderr, flush=True)
+    print(one_line(message), file=sys.stderr, flush=True)
 
 
 def _version_callback(value: bool) -> None:
@@ -181,7 +186,7 @@ def _recognize(paths, fmt, output_dir, stdout, layout, device, model, dpi, save_
                 failed += 1
                 output_failed |= outcome.output_error
                 if progress:
-                    progress.console.print(outcome.error, markup=False, highlight=False)
+                    progress.console.print(one_line(outcome.error), markup=False, highlight=False)
                 else:
                     _err(outcome.error)
             else:
@@ -197,7 +202,8 @@ def _recognize(paths, fmt, output_dir, stdout, layout, device, model, dpi, save_
     failed += len(resolved.problems)
     if not quiet:
         elapsed = time.perf_counter() - started
-        _err(f"{done + failed + skipped} inputs: {done} done, {failed} failed, {skipped} skipped (outputs exist; --overwrite to redo); "
+        skip_note = " (outputs exist; --overwrite to redo them)" if skipped else ""
+        _err(f"{done + failed + skipped} inputs: {done} done, {failed} failed, {skipped} skipped{skip_note}; "
              f"{pages} pages, {lines} lines in {elapsed:.1f} s on {recognizer.device}")
     if output_failed:
         return ExitCode.OUTPUT

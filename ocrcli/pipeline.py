@@ -5,6 +5,7 @@
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -64,7 +65,8 @@ class StageSaver:
 
     def __init__(self, folder: Path, input_file: InputFile) -> None:
         self.folder = folder
-        self.stem = input_file.path.stem
+        # The input's path relative to its folder, flattened: inputs with the same stem don't collide.
+        self.stem = "__".join(input_file.relative.parts)
         folder.mkdir(parents=True, exist_ok=True)
 
     def _write(self, name: str, image: np.ndarray) -> None:
@@ -80,7 +82,7 @@ class StageSaver:
         if stage in ("binarize", "mask") and page.ink is not None:
             self._write(f"{self.stem}-p{page_number}-{index}-{stage}-ink", 255 - page.ink)
 
-    def lines(self, page_number: int, page: Page, boxes: list[BBox], texts: list[str]) -> None:
+    def lines(self, page_number: int, page: Page, boxes: list[BBox]) -> None:
         vis = cv2.cvtColor(page.image, cv2.COLOR_GRAY2BGR)
         for n, box in enumerate(boxes, 1):
             cv2.rectangle(vis, (box.x0, box.y0), (box.x1 - 1, box.y1 - 1), (0, 0, 255), 2)
@@ -96,7 +98,7 @@ def recognize_page(page: Page, cfg: RunConfig, recognizer, saver: StageSaver | N
         box = BBox(0, 0, width, height)
         lines = [LineResult(text.text, text.confidence, box)] if text.text else []
         return PageResult(page.number, width, height, lines, page.steps)
-    counter = iter(range(1, 100))
+    counter = itertools.count(1)
     on_stage = (lambda name, p: saver.stage(page.number, next(counter), name, p)) if saver else None
     prepared = preprocess(page, cfg.preprocess, on_stage)
     found = find_lines(prepared)
@@ -108,7 +110,7 @@ def recognize_page(page: Page, cfg: RunConfig, recognizer, saver: StageSaver | N
         box, polygon = prepared.to_source(line.bbox)
         results.append(LineResult(text.text, text.confidence, box, polygon))
     if saver:
-        saver.lines(page.number, prepared, [ln.bbox for ln in found], [t.text for t in texts])
+        saver.lines(page.number, prepared, [ln.bbox for ln in found])
     return PageResult(page.number, width, height, results, prepared.steps)
 
 
@@ -139,8 +141,9 @@ def run_batch(files: list[InputFile], cfg: RunConfig, recognizer, run_info: RunI
             outcome.error = str(exc)
         except OcrError:
             raise  # model/device problems concern the whole batch
-        except (MemoryError, cv2.error, ValueError, OSError) as exc:
-            outcome.error = f"{f.display}: could not be processed ({type(exc).__name__}: {str(exc).strip()[:200]})"
+        except Exception as exc:  # noqa: BLE001 - one file's unexpected failure must not end the batch
+            detail = " ".join(str(exc).split())[:200]
+            outcome.error = f"{f.display}: could not be processed ({type(exc).__name__}: {detail})"
         if outcome.result is not None:
             try:
                 if cfg.to_stdout:

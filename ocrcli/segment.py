@@ -35,6 +35,24 @@ def remove_rules(ink: np.ndarray, letter: float) -> np.ndarray:
     return cv2.bitwise_and(ink, cv2.bitwise_not(rules))
 
 
+def remove_border_blobs(ink: np.ndarray) -> np.ndarray:
+    """Ink without large components touching the image edge: scanner borders and page-edge shadows."""
+    h, w = ink.shape
+    n, labels, stats, _ = cv2.connectedComponentsWithStats(ink, connectivity=8)
+    if n <= 1:
+        return ink
+    x, y, bw, bh = (stats[:, i] for i in range(4))
+    touches = (x == 0) | (y == 0) | (x + bw >= w) | (y + bh >= h)
+    large = (bh > 0.15 * h) | (bw > 0.5 * w)
+    drop = touches & large
+    drop[0] = False
+    if not drop.any():
+        return ink
+    out = ink.copy()
+    out[drop[labels]] = 0
+    return out
+
+
 def line_pitch(ink: np.ndarray, letter: float) -> float:
     """Typical distance between baselines, from the autocorrelation of the row profile."""
     profile = ink.sum(axis=1, dtype=np.float64)
@@ -73,7 +91,7 @@ def find_lines(page: Page, cfg: SegmentConfig = SegmentConfig()) -> list[Line]:
     letter = text_height(ink)
     if letter is None:
         return []
-    clean = remove_rules(ink, letter)
+    clean = remove_rules(remove_border_blobs(ink), letter)
     pitch = line_pitch(clean, letter)
     smear_w = max(3, int(cfg.smear * pitch) | 1)
     smeared = cv2.dilate(clean, cv2.getStructuringElement(cv2.MORPH_RECT, (smear_w, 1)))
@@ -147,21 +165,17 @@ def line_crops(page: Page, lines: list[Line], cfg: SegmentConfig = SegmentConfig
     if ink is None:
         return [image[max(0, ln.bbox.y0 - pad): ln.bbox.y1 + pad, max(0, ln.bbox.x0 - pad): ln.bbox.x1 + pad].copy() for ln in lines]
     n, labels, stats, centroids = cv2.connectedComponentsWithStats(ink, connectivity=8)
-    # Owner line of every ink component: the line whose box holds its centroid, else the nearest band.
-    owner = np.full(n, -1, np.int32)
-    centres = np.array([[(ln.bbox.y0 + ln.bbox.y1) / 2 for ln in lines]])
-    for c in range(1, n):
-        cx, cy = centroids[c]
-        best, best_d = -1, np.inf
-        for i, ln in enumerate(lines):
-            b = ln.bbox
-            if b.x0 - pad <= cx < b.x1 + pad:
-                d = 0.0 if b.y0 <= cy < b.y1 else min(abs(cy - b.y0), abs(cy - b.y1))
-                if d < best_d:
-                    best, best_d = i, d
-        if best >= 0 and best_d <= letter:
-            owner[c] = best
-    del centres
+    # Owner line of every ink component: the line whose box holds its centroid, else the nearest
+    # band (within a letter height) among lines that overlap it horizontally.
+    boxes = np.array([ln.bbox.to_list() for ln in lines], np.float64)
+    cx, cy = centroids[:, :1], centroids[:, 1:]
+    in_x = (boxes[:, 0] - pad <= cx) & (cx < boxes[:, 2] + pad)
+    inside_y = (boxes[:, 1] <= cy) & (cy < boxes[:, 3])
+    dist = np.where(inside_y, 0.0, np.minimum(np.abs(cy - boxes[:, 1]), np.abs(cy - boxes[:, 3])))
+    dist[~in_x] = np.inf
+    owner = np.argmin(dist, axis=1).astype(np.int32)
+    owner[dist[np.arange(n), owner] > letter] = -1
+    owner[0] = -1  # background
     crops = []
     for i, ln in enumerate(lines):
         b = ln.bbox

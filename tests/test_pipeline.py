@@ -1,6 +1,8 @@
 import json
+from pathlib import Path
 
 import numpy as np
+import pytest
 from PIL import Image
 
 from conftest import LINES, render_page
@@ -121,3 +123,15 @@ def test_blank_page_gives_empty_text_not_an_error(tmp_path, fake_recognizer):
     Image.fromarray(np.full((900, 700), 250, np.uint8)).save(path)
     outcomes, emitted = _batch([path], RunConfig(to_stdout=True), fake_recognizer)
     assert outcomes[0].error is None and emitted == [""]
+
+
+def test_json_output_validates_against_the_schema(tmp_path, fake_recognizer, page_png):
+    import jsonschema
+
+    schema = json.loads((Path(__file__).resolve().parent.parent / "ocrcli" / "schemas" / "ocrcli-output.schema.json").read_text())
+    outcomes, emitted = _batch([page_png], RunConfig(formats=("json",), to_stdout=True), fake_recognizer)
+    doc = json.loads(emitted[0])
+    jsonschema.validate(doc, schema)
+    doc["pages"][0]["lines"][0]["confidence"] = 2.0
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.validate(doc, schema)
