@@ -74,16 +74,28 @@ class Line:
 
 
 @dataclass(frozen=True)
+class WordResult:
+    text: str
+    confidence: float
+    bbox: BBox
+
+    def to_dict(self) -> dict:
+        return {"text": self.text, "confidence": round(self.confidence, 4), "bbox": self.bbox.to_list()}
+
+
+@dataclass(frozen=True)
 class LineResult:
     text: str
     confidence: float
     bbox: BBox
     polygon: list[tuple[int, int]] | None = None
+    words: list[WordResult] = field(default_factory=list)
 
     def to_dict(self) -> dict:
         d = {"text": self.text, "confidence": round(self.confidence, 4), "bbox": self.bbox.to_list()}
         if self.polygon is not None:
             d["polygon"] = [list(p) for p in self.polygon]
+        d["words"] = [w.to_dict() for w in self.words]
         return d
 
 

@@ -14,12 +14,13 @@ import cv2
 import numpy as np
 
 from ocrcli.config import RunConfig
-from ocrcli.documents import BBox, DocumentResult, LineResult, Page, PageResult
+from ocrcli.documents import BBox, DocumentResult, LineResult, Page, PageResult, WordResult
 from ocrcli.errors import InputError, OcrError, OutputError
 from ocrcli.inputs import InputFile
 from ocrcli.output import WRITERS, RunInfo, atomic_write_text
 from ocrcli.pages import iter_pages
 from ocrcli.preprocess import preprocess
+from ocrcli.recognize.decode import split_words
 from ocrcli.segment import find_lines, line_crops
 
 
@@ -90,25 +91,40 @@ class StageSaver:
         self._write(f"{self.stem}-p{page_number}-lines", vis)
 
 
+def _words(text, crop_box: BBox, line_box: BBox, page: Page) -> list[WordResult]:
+    """Word boxes from the CTC alignment, mapped to the decoded image's pixels."""
+    if not text.char_x:
+        return []
+    words = []
+    for span in split_words(text.text, list(text.char_x), list(text.char_probs)):
+        # Kept inside the line's box: the crop's margin is not part of the line.
+        x0 = min(line_box.x1 - 1, max(line_box.x0, crop_box.x0 + int(span.x0)))
+        x1 = max(x0 + 1, min(line_box.x1, crop_box.x0 + int(round(span.x1))))
+        box, _ = page.to_source(BBox(x0, line_box.y0, x1, line_box.y1))
+        words.append(WordResult(span.text, span.confidence, box))
+    return words
+
+
 def recognize_page(page: Page, cfg: RunConfig, recognizer, saver: StageSaver | None = None) -> PageResult:
     """One page through the stages and the recognizer."""
     width, height = page.source_size
     if cfg.layout == "line":
         text = recognizer.recognize([page.image])[0]
         box = BBox(0, 0, width, height)
-        lines = [LineResult(text.text, text.confidence, box)] if text.text else []
+        lines = [LineResult(text.text, text.confidence, box, None, _words(text, box, box, page))] if text.text else []
         return PageResult(page.number, width, height, lines, page.steps)
     counter = itertools.count(1)
     on_stage = (lambda name, p: saver.stage(page.number, next(counter), name, p)) if saver else None
     prepared = preprocess(page, cfg.preprocess, on_stage)
     found = find_lines(prepared)
-    texts = recognizer.recognize(line_crops(prepared, found))
+    crops = line_crops(prepared, found)
+    texts = recognizer.recognize([c.image for c in crops])
     results = []
-    for line, text in zip(found, texts):
+    for line, crop, text in zip(found, crops, texts):
         if not text.text.strip():
             continue
         box, polygon = prepared.to_source(line.bbox)
-        results.append(LineResult(text.text, text.confidence, box, polygon))
+        results.append(LineResult(text.text, text.confidence, box, polygon, _words(text, crop.box, line.bbox, prepared)))
     if saver:
         saver.lines(page.number, prepared, [ln.bbox for ln in found])
     return PageResult(page.number, width, height, results, prepared.steps)

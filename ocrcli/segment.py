@@ -23,7 +23,7 @@ class SegmentConfig:
     merge_gap: float = 1.5  # pieces of one band closer than this are one line
     min_width: float = 0.3  # narrower lines are dropped as specks
     min_height: float = 0.12  # flatter blobs are dropped (stray strokes, rule remnants)
-    pad: float = 0.08  # crop margin around a line
+    pad: float = 0.25  # crop margin around a line, in letter heights
 
 
 def remove_rules(ink: np.ndarray, letter: float) -> np.ndarray:
@@ -149,7 +149,15 @@ def _reading_order(boxes: list[list[int]]) -> list[list[int]]:
     return [b for row in rows for b in sorted(row, key=lambda b: b[0])]
 
 
-def line_crops(page: Page, lines: list[Line], cfg: SegmentConfig = SegmentConfig()) -> list[np.ndarray]:
+@dataclass(frozen=True)
+class LineCrop:
+    """A line's grayscale crop and where it was cut from (page pixels)."""
+
+    image: np.ndarray
+    box: BBox
+
+
+def line_crops(page: Page, lines: list[Line], cfg: SegmentConfig = SegmentConfig()) -> list[LineCrop]:
     """Grayscale crops of each line, with strokes that belong to neighbouring lines painted over.
 
     Training lines were cut along their polygons with the outside painted paper-coloured; painting
@@ -163,7 +171,8 @@ def line_crops(page: Page, lines: list[Line], cfg: SegmentConfig = SegmentConfig
     pad = int(cfg.pad * letter) + 1
     h, w = image.shape
     if ink is None:
-        return [image[max(0, ln.bbox.y0 - pad): ln.bbox.y1 + pad, max(0, ln.bbox.x0 - pad): ln.bbox.x1 + pad].copy() for ln in lines]
+        boxes = [BBox(max(0, b.x0 - pad), max(0, b.y0 - pad), min(w, b.x1 + pad), min(h, b.y1 + pad)) for b in (ln.bbox for ln in lines)]
+        return [LineCrop(image[b.y0:b.y1, b.x0:b.x1].copy(), b) for b in boxes]
     n, labels, stats, centroids = cv2.connectedComponentsWithStats(ink, connectivity=8)
     # Owner line of every ink component: the line whose box holds its centroid, else the nearest
     # band (within a letter height) among lines that overlap it horizontally.
@@ -192,5 +201,5 @@ def line_crops(page: Page, lines: list[Line], cfg: SegmentConfig = SegmentConfig
         others = (sub > 0) & (owner[sub] != i)
         if others.any():
             crop[others] = int(np.percentile(crop, 90))
-        crops.append(crop)
+        crops.append(LineCrop(crop, BBox(x0, y0, x1, y1)))
     return crops

@@ -65,7 +65,7 @@ def page_split(pages: list[Path]) -> dict[str, float]:
             lines = find_lines(prepared)
             crops = line_crops(prepared, lines)
             t3 = time.perf_counter()
-            rec.recognize(crops)
+            rec.recognize([c.image for c in crops])
             t = time.perf_counter()
             totals["preprocess"] += t2 - t1
             totals["segment"] += t3 - t2

@@ -60,7 +60,12 @@ class FakeRecognizer:
         from ocrcli.recognize.engine import LineText
 
         self.calls += 1
-        return [LineText(f"line {c.shape[1]}x{c.shape[0]}", 0.5) for c in crops]
+        out = []
+        for c in crops:
+            text = f"line {c.shape[1]}x{c.shape[0]}"
+            xs = tuple((i + 0.5) * c.shape[1] / len(text) for i in range(len(text)))
+            out.append(LineText(text, 0.5, xs, (0.5,) * len(text)))
+        return out
 
 
 @pytest.fixture

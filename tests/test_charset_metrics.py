@@ -42,3 +42,16 @@ def test_confusions_name_the_characters():
     counts = confusions("hallo", "hello")
     assert counts[("e", "a")] == 1
     assert sum(counts.values()) == 1
+
+
+def test_split_words_places_words_from_character_positions():
+    from ocrcli.recognize.decode import split_words
+
+    text = "ab  cd"
+    xs = [10.0, 20.0, 30.0, 40.0, 50.0, 60.0]
+    words = split_words(text, xs, [0.9, 0.9, 0.5, 0.5, 0.4, 1.0])
+    assert [w.text for w in words] == ["ab", "cd"]
+    assert words[0].x0 == 5.0 and words[0].x1 == 25.0
+    assert words[1].x0 == 45.0 and words[1].x1 == 65.0
+    assert abs(words[1].confidence - (0.4 * 1.0) ** 0.5) < 1e-9
+    assert split_words("", [], []) == []

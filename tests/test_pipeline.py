@@ -36,6 +36,9 @@ def test_page_goes_through_every_stage_to_txt_and_json(tmp_path, fake_recognizer
         x0, y0, x1, y1 = line["bbox"]
         assert 0 <= x0 < x1 <= page["width"] and 0 <= y0 < y1 <= page["height"]
         assert 0.0 <= line["confidence"] <= 1.0 and len(line["polygon"]) == 4
+        assert [w["text"] for w in line["words"]] == line["text"].split()
+        lefts = [w["bbox"][0] for w in line["words"]]
+        assert lefts == sorted(lefts) and x0 <= lefts[0] and line["words"][-1]["bbox"][2] <= x1
 
 
 def test_bad_file_fails_alone(tmp_path, fake_recognizer, page_png):

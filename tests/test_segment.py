@@ -45,5 +45,7 @@ def test_crops_hold_one_line_and_mask_neighbours():
     crops = line_crops(page, lines)
     assert len(crops) == len(lines)
     for crop, line in zip(crops, lines):
-        assert crop.dtype == np.uint8 and crop.ndim == 2
-        assert crop.shape[0] < 2.2 * line.bbox.height
+        assert crop.image.dtype == np.uint8 and crop.image.ndim == 2
+        assert crop.image.shape[0] < 2.2 * line.bbox.height
+        assert crop.box.x0 <= line.bbox.x0 and crop.box.x1 >= line.bbox.x1
+        assert crop.image.shape == (crop.box.height, crop.box.width)

@@ -56,6 +56,8 @@ def resolve_device(requested: str) -> str:
 class LineText:
     text: str
     confidence: float
+    char_x: tuple[float, ...] = ()  # x of each character of text, in the crop's pixels (from the CTC alignment)
+    char_probs: tuple[float, ...] = ()
 
 
 class Recognizer:
@@ -108,5 +110,7 @@ class Recognizer:
                 for j, i in enumerate(idx):
                     steps = max(1, prepared[i].shape[1] // stride)
                     decoded = greedy_decode(out[:steps, j])
-                    results[i] = LineText(self.charset.decode(decoded.labels), decoded.confidence)
+                    scale = stride * crops[i].shape[1] / prepared[i].shape[1]  # frame -> crop pixels
+                    xs = tuple((f + 0.5) * scale for f in decoded.frames)
+                    results[i] = LineText(self.charset.decode(decoded.labels), decoded.confidence, xs, tuple(decoded.probs))
         return results  # type: ignore[return-value]
