@@ -79,8 +79,10 @@ def _validate_device(device: str) -> str:
 
 @app.command()
 def recognize(
-    paths: Annotated[list[str], typer.Argument(help="Files, folders (searched recursively) or glob patterns, e.g. 'scans/**/*.tif'.",
-                                               show_default=False)],
+    paths: Annotated[Optional[list[str]], typer.Argument(help="Files, folders (searched recursively) or glob patterns, e.g. 'scans/**/*.tif'.",
+                                                         show_default=False)] = None,
+    files_from: Annotated[Optional[str], typer.Option("--files-from", help="Also read input paths from this file, one a line ('-' for stdin).")] = None,
+    null: Annotated[bool, typer.Option("--null", "-0", help="--files-from entries are NUL-separated, as from 'find -print0'.")] = False,
     fmt: Annotated[list[Format], typer.Option("--format", "-f", help="Output format; repeat for several: -f txt -f json.")] = [Format.txt],  # noqa: B006
     output_dir: Annotated[Optional[Path], typer.Option("--output-dir", "-o", help="Write outputs here, mirroring input folders (default: beside each input).")] = None,
     stdout: Annotated[bool, typer.Option("--stdout", help="Print results instead of writing files (json: one JSON object per input per line).")] = False,
@@ -95,6 +97,8 @@ def recognize(
     no_binarize: Annotated[bool, typer.Option("--no-binarize", help="Do not flatten lighting before finding ink (a global threshold is used).")] = False,
     no_denoise: Annotated[bool, typer.Option("--no-denoise", help="Do not remove specks before finding lines.")] = False,
     batch_size: Annotated[int, typer.Option("--batch-size", help="Lines recognised together.", min=1, max=4096)] = 32,
+    review_below: Annotated[Optional[float], typer.Option("--review-below", min=0.0, max=1.0,
+                                                          help="Mark lines with confidence under this as \"review\": true in JSON and count them.")] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar and no summary; errors are still printed.")] = False,
 ) -> None:
     """Transcribe handwritten pages (JPEG, PNG, BMP, TIFF, PDF) into .txt or .json files.
@@ -108,11 +112,13 @@ def recognize(
       ocr recognize 'archive/**/*.pdf' --dpi 300 -f txt -f json
 
       ocr recognize --layout line --format json --stdout line1.png line2.png
+
+      find inbox -name '*.jpg' -print0 | ocr recognize --files-from - -0 -o out/
     """
     signal.signal(signal.SIGTERM, _on_sigterm)
     try:
-        code = _recognize(paths, fmt, output_dir, stdout, layout, device, model, dpi, save_stages, overwrite,
-                          no_upscale, no_deskew, no_binarize, no_denoise, batch_size, quiet)
+        code = _recognize(paths or [], files_from, null, fmt, output_dir, stdout, layout, device, model, dpi, save_stages,
+                          overwrite, no_upscale, no_deskew, no_binarize, no_denoise, batch_size, review_below, quiet)
     except OcrError as exc:
         _err(f"error: {exc}")
         code = exc.exit_code
@@ -125,8 +131,8 @@ def recognize(
     raise typer.Exit(int(code))
 
 
-def _recognize(paths, fmt, output_dir, stdout, layout, device, model, dpi, save_stages, overwrite,
-               no_upscale, no_deskew, no_binarize, no_denoise, batch_size, quiet) -> int:
+def _recognize(paths, files_from, null, fmt, output_dir, stdout, layout, device, model, dpi, save_stages, overwrite,
+               no_upscale, no_deskew, no_binarize, no_denoise, batch_size, review_below, quiet) -> int:
     from ocrcli.config import PreprocessConfig, RecognizeConfig, RunConfig
     from ocrcli.inputs import resolve_inputs
 
@@ -137,17 +143,33 @@ def _recognize(paths, fmt, output_dir, stdout, layout, device, model, dpi, save_
         raise UsageError(f"--output-dir {output_dir}: exists and is not a folder")
     if stdout and output_dir is not None:
         raise UsageError("--stdout and --output-dir cannot be used together")
+    if not paths and files_from is None:
+        raise UsageError("give input paths, or --files-from FILE", hint="see ocr recognize --help")
+    if null and files_from is None:
+        raise UsageError("-0/--null only applies to --files-from")
+    listed: list[str] = []
+    if files_from is not None:
+        from ocrcli.inputs import read_file_list
+
+        try:
+            if files_from == "-":
+                listed = read_file_list(sys.stdin.buffer, null)
+            else:
+                with open(files_from, "rb") as fh:
+                    listed = read_file_list(fh, null)
+        except OSError as exc:
+            raise UsageError(f"--files-from {files_from}: cannot read ({exc.strerror or exc})") from None
     if model is not None and not model.is_file():
         from ocrcli.errors import ModelError
 
         raise ModelError(f"{model}: model file not found")
     cfg = RunConfig(
         layout=layout.value, formats=formats, output_dir=output_dir, to_stdout=stdout, dpi=dpi,
-        save_stages=save_stages, overwrite=overwrite,
+        save_stages=save_stages, overwrite=overwrite, review_below=review_below,
         preprocess=PreprocessConfig(upscale=not no_upscale, deskew=not no_deskew, binarize=not no_binarize, denoise=not no_denoise),
         recognize=RecognizeConfig(model_path=model, device=device, batch_size=batch_size),
     )
-    resolved = resolve_inputs(paths)
+    resolved = resolve_inputs(paths, listed)
     for problem in resolved.problems:
         _err(problem)
     if not resolved.files:
@@ -167,7 +189,7 @@ def _recognize(paths, fmt, output_dir, stdout, layout, device, model, dpi, save_
         sys.stdout.write(text)
         sys.stdout.flush()
 
-    done = failed = skipped = pages = lines = 0
+    done = failed = skipped = pages = lines = to_review = 0
     output_failed = False
     progress = None
     if not quiet and sys.stderr.isatty():
@@ -194,6 +216,7 @@ def _recognize(paths, fmt, output_dir, stdout, layout, device, model, dpi, save_
             if outcome.result is not None:
                 pages += len(outcome.result.pages)
                 lines += sum(len(p.lines) for p in outcome.result.pages)
+                to_review += sum(1 for p in outcome.result.pages for ln in p.lines if ln.review)
             if progress:
                 progress.advance(task)
     finally:
@@ -204,7 +227,8 @@ def _recognize(paths, fmt, output_dir, stdout, layout, device, model, dpi, save_
         elapsed = time.perf_counter() - started
         skip_note = " (outputs exist; --overwrite to redo them)" if skipped else ""
         _err(f"{done + failed + skipped} inputs: {done} done, {failed} failed, {skipped} skipped{skip_note}; "
-             f"{pages} pages, {lines} lines in {elapsed:.1f} s on {recognizer.device}")
+             f"{pages} pages, {lines} lines in {elapsed:.1f} s on {recognizer.device}"
+             + (f"; {to_review} lines to review (confidence < {review_below:g})" if review_below is not None else ""))
     if output_failed:
         return ExitCode.OUTPUT
     return ExitCode.INPUT_FAILED if failed else ExitCode.OK
@@ -276,6 +300,45 @@ def train(
     except OcrError as exc:
         _err(f"error: {exc}")
         raise typer.Exit(int(exc.exit_code)) from None
+
+
+@app.command()
+def models(
+    model: Annotated[Optional[list[Path]], typer.Option("--model", help="Also describe this model file (repeatable).")] = None,
+) -> None:
+    """List the installed models with their metadata: charset, input height, training data, validation CER.
+
+    Example: ocr models
+    """
+    from ocrcli.recognize.engine import default_model_path
+    from ocrcli.recognize.weights import file_sha256, read_metadata
+
+    default = default_model_path()
+    paths = sorted(default.parent.glob("*.safetensors")) if default.parent.is_dir() else []
+    paths += [m for m in (model or []) if m not in paths]
+    if not paths:
+        _err(f"error: no model files in {default.parent}")
+        raise typer.Exit(int(ExitCode.MODEL))
+    code = ExitCode.OK
+    for path in paths:
+        try:
+            meta = read_metadata(path)
+        except OcrError as exc:
+            _err(f"error: {exc}")
+            code = ExitCode.MODEL
+            continue
+        info = meta.info
+        cer = info.get("val_cer", info.get("val_subset_cer"))
+        print(f"{path.name}{'  (default)' if path.resolve() == default.resolve() else ''}")
+        print(f"  path: {path}")
+        print(f"  sha256: {file_sha256(path)}")
+        print(f"  input height: {meta.spec.get('height')} px; charset: {len(meta.alphabet)} characters; "
+              f"normalisation: {meta.normalization}")
+        print(f"  charset: {meta.alphabet}")
+        print(f"  trained on: {', '.join(info.get('train_sets', [])) or ', '.join(info.get('train_data', [])) or '-'}")
+        if isinstance(cer, (int, float)):
+            print(f"  validation CER: {100 * cer:.2f}% ({info.get('val_cer_on', 'validation subset used in training')})")
+    raise typer.Exit(int(code))
 
 
 def run() -> None:

@@ -37,5 +37,6 @@ class RunConfig:
     dpi: int = 200
     save_stages: Path | None = None
     overwrite: bool = True
+    review_below: float | None = None  # lines under this confidence get "review": true
     preprocess: PreprocessConfig = field(default_factory=PreprocessConfig)
     recognize: RecognizeConfig = field(default_factory=RecognizeConfig)

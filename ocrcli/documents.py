@@ -90,12 +90,15 @@ class LineResult:
     bbox: BBox
     polygon: list[tuple[int, int]] | None = None
     words: list[WordResult] = field(default_factory=list)
+    review: bool = False  # confidence under the --review-below threshold
 
     def to_dict(self) -> dict:
         d = {"text": self.text, "confidence": round(self.confidence, 4), "bbox": self.bbox.to_list()}
         if self.polygon is not None:
             d["polygon"] = [list(p) for p in self.polygon]
         d["words"] = [w.to_dict() for w in self.words]
+        if self.review:
+            d["review"] = True
         return d
 
 

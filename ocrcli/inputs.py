@@ -51,11 +51,22 @@ def _walk(folder: Path) -> list[Path]:
     return found
 
 
-def resolve_inputs(args: list[str]) -> Resolved:
+def read_file_list(source, null_separated: bool) -> list[str]:
+    """Paths from a --files-from list: one a line, or NUL-separated (``find -print0``).
+
+    ``source`` is a binary stream; names are decoded like the OS does (undecodable bytes survive).
+    """
+    data = source.read()
+    parts = data.split(b"\0") if null_separated else data.splitlines()
+    return [os.fsdecode(p) for p in parts if p.strip(b"\r\n" if not null_separated else b"")]
+
+
+def resolve_inputs(args: list[str], literal: list[str] | None = None) -> Resolved:
     """Expand files, folders (recursively) and glob patterns (``**`` included) in a stable order.
 
-    Files named explicitly with an unsupported suffix, and arguments that match nothing, are
-    reported in ``problems``; inside folders and globs, unsupported files are skipped silently.
+    ``literal`` paths (from --files-from) are taken as they are, never as patterns. Files named
+    explicitly with an unsupported suffix, and arguments that match nothing, are reported in
+    ``problems``; inside folders and globs, unsupported files are skipped silently.
     """
     files: list[InputFile] = []
     problems: list[str] = []
@@ -78,7 +89,8 @@ def resolve_inputs(args: list[str]) -> Resolved:
                 rel = Path(path.name)
         files.append(InputFile(path, str(path), rel))
 
-    for arg in args:
+    entries = [(a, True) for a in args] + [(a, False) for a in (literal or [])]
+    for arg, may_glob in entries:
         path = Path(arg)
         if path.is_dir():
             matches = sorted(_walk(path))
@@ -91,7 +103,7 @@ def resolve_inputs(args: list[str]) -> Resolved:
                 problems.append(f"{arg}: unsupported file type {path.suffix or '(none)'!r} (use JPEG, PNG, BMP, TIFF or PDF)")
             else:
                 add(path, None)
-        elif _GLOB_CHARS & set(arg):
+        elif may_glob and _GLOB_CHARS & set(arg):
             root = _glob_root(arg)
             matches = sorted(Path(p) for p in glob.glob(arg, recursive=True))
             matches = [p for p in matches if not p.is_dir() and _is_supported(p)]

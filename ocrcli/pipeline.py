@@ -105,13 +105,17 @@ def _words(text, crop_box: BBox, line_box: BBox, page: Page) -> list[WordResult]
     return words
 
 
+def _review(text, cfg: RunConfig) -> bool:
+    return cfg.review_below is not None and text.confidence < cfg.review_below
+
+
 def recognize_page(page: Page, cfg: RunConfig, recognizer, saver: StageSaver | None = None) -> PageResult:
     """One page through the stages and the recognizer."""
     width, height = page.source_size
     if cfg.layout == "line":
         text = recognizer.recognize([page.image])[0]
         box = BBox(0, 0, width, height)
-        lines = [LineResult(text.text, text.confidence, box, None, _words(text, box, box, page))] if text.text else []
+        lines = [LineResult(text.text, text.confidence, box, None, _words(text, box, box, page), _review(text, cfg))] if text.text else []
         return PageResult(page.number, width, height, lines, page.steps)
     counter = itertools.count(1)
     on_stage = (lambda name, p: saver.stage(page.number, next(counter), name, p)) if saver else None
@@ -124,7 +128,7 @@ def recognize_page(page: Page, cfg: RunConfig, recognizer, saver: StageSaver | N
         if not text.text.strip():
             continue
         box, polygon = prepared.to_source(line.bbox)
-        results.append(LineResult(text.text, text.confidence, box, polygon, _words(text, crop.box, line.bbox, prepared)))
+        results.append(LineResult(text.text, text.confidence, box, polygon, _words(text, crop.box, line.bbox, prepared), _review(text, cfg)))
     if saver:
         saver.lines(page.number, prepared, [ln.bbox for ln in found])
     return PageResult(page.number, width, height, results, prepared.steps)

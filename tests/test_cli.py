@@ -152,3 +152,33 @@ def test_real_process_exit_code_and_streams(tmp_path, page_png):
     assert proc.returncode == ExitCode.INPUT_FAILED
     assert "empty.png" in proc.stderr and "empty.png" not in proc.stdout
     assert proc.stdout.strip()
+
+
+def test_files_from_list_and_nul_separated_stdin(tmp_path, page_png, line_pngs):
+    odd = tmp_path / "odd [1].png"  # brackets: a literal name, never a pattern
+    odd.write_bytes(line_pngs[0].read_bytes())
+    listing = tmp_path / "list.txt"
+    listing.write_text(f"{line_pngs[1]}\n{odd}\n\n", encoding="utf-8")
+    result = ocr("recognize", "--layout", "line", "--files-from", listing, "--stdout", "-f", "json", "-q")
+    assert result.exit_code == 0, result.output
+    assert [json.loads(l)["path"] for l in result.stdout.splitlines()] == sorted([str(line_pngs[1]), str(odd)])
+    data = f"{line_pngs[0]}\0{line_pngs[1]}\0".encode()
+    result = runner.invoke(app, ["recognize", "--layout", "line", "--files-from", "-", "-0", "--stdout", "-q"], input=data)
+    assert result.exit_code == 0, result.output
+    assert ocr("recognize", "-0", page_png).exit_code == ExitCode.USAGE  # -0 without --files-from
+
+
+def test_review_below_marks_low_confidence_lines(page_png):
+    result = ocr("recognize", page_png, "--stdout", "-f", "json", "--review-below", "1.0")
+    assert result.exit_code == 0, result.output
+    lines = json.loads(result.stdout)["pages"][0]["lines"]
+    assert lines and all(line.get("review") is True for line in lines)  # every confidence is < 1.0
+    assert f"{len(lines)} lines to review" in result.stderr
+    result = ocr("recognize", page_png, "--stdout", "-f", "json", "--review-below", "0", "-q")
+    assert not any("review" in line for line in json.loads(result.stdout)["pages"][0]["lines"])
+
+
+def test_models_lists_the_shipped_model():
+    result = ocr("models")
+    assert result.exit_code == 0, result.output
+    assert f"{MODEL.name}  (default)" in result.stdout and "validation CER" in result.stdout
