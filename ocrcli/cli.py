@@ -92,6 +92,7 @@ def recognize(
     dpi: Annotated[int, typer.Option("--dpi", help="Resolution for rendering PDF pages.", min=50, max=1200)] = 200,
     save_stages: Annotated[Optional[Path], typer.Option("--save-stages", help="Write the image after each stage and the found lines to this folder.")] = None,
     overwrite: Annotated[bool, typer.Option("--overwrite", help="Redo inputs whose outputs already exist (default: skip them, so a rerun resumes).")] = False,
+    no_exif: Annotated[bool, typer.Option("--no-exif", help="Ignore the EXIF orientation of photos (keep pixels as stored).")] = False,
     no_upscale: Annotated[bool, typer.Option("--no-upscale", help="Do not enlarge small text.")] = False,
     no_deskew: Annotated[bool, typer.Option("--no-deskew", help="Do not straighten skewed pages.")] = False,
     no_binarize: Annotated[bool, typer.Option("--no-binarize", help="Do not flatten lighting before finding ink (a global threshold is used).")] = False,
@@ -118,7 +119,7 @@ def recognize(
     signal.signal(signal.SIGTERM, _on_sigterm)
     try:
         code = _recognize(paths or [], files_from, null, fmt, output_dir, stdout, layout, device, model, dpi, save_stages,
-                          overwrite, no_upscale, no_deskew, no_binarize, no_denoise, batch_size, review_below, quiet)
+                          overwrite, no_exif, no_upscale, no_deskew, no_binarize, no_denoise, batch_size, review_below, quiet)
     except OcrError as exc:
         _err(f"error: {exc}")
         code = exc.exit_code
@@ -132,7 +133,7 @@ def recognize(
 
 
 def _recognize(paths, files_from, null, fmt, output_dir, stdout, layout, device, model, dpi, save_stages, overwrite,
-               no_upscale, no_deskew, no_binarize, no_denoise, batch_size, review_below, quiet) -> int:
+               no_exif, no_upscale, no_deskew, no_binarize, no_denoise, batch_size, review_below, quiet) -> int:
     from ocrcli.config import PreprocessConfig, RecognizeConfig, RunConfig
     from ocrcli.inputs import resolve_inputs
 
@@ -166,7 +167,7 @@ def _recognize(paths, files_from, null, fmt, output_dir, stdout, layout, device,
     cfg = RunConfig(
         layout=layout.value, formats=formats, output_dir=output_dir, to_stdout=stdout, dpi=dpi,
         save_stages=save_stages, overwrite=overwrite, review_below=review_below,
-        preprocess=PreprocessConfig(upscale=not no_upscale, deskew=not no_deskew, binarize=not no_binarize, denoise=not no_denoise),
+        preprocess=PreprocessConfig(exif_orientation=not no_exif, upscale=not no_upscale, deskew=not no_deskew, binarize=not no_binarize, denoise=not no_denoise),
         recognize=RecognizeConfig(model_path=model, device=device, batch_size=batch_size),
     )
     resolved = resolve_inputs(paths, listed)

@@ -10,6 +10,7 @@ from pathlib import Path
 class PreprocessConfig:
     """Which preprocessing stages run. Each can be switched off from the CLI."""
 
+    exif_orientation: bool = True
     upscale: bool = True
     deskew: bool = True
     binarize: bool = True

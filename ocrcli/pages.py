@@ -44,7 +44,7 @@ def _check_size(path: Path, width: int, height: int) -> None:
         raise InputError(f"{path}: image has no pixels")
 
 
-def _image_pages(path: Path) -> Iterator[Page]:
+def _image_pages(path: Path, exif: bool) -> Iterator[Page]:
     Image.MAX_IMAGE_PIXELS = MAX_PIXELS  # PIL's own bomb check, as a second line of defence
     try:
         with Image.open(path) as im:
@@ -53,7 +53,7 @@ def _image_pages(path: Path) -> Iterator[Page]:
             for number, frame in enumerate(ImageSequence.Iterator(im), start=1):
                 _check_size(path, *frame.size)
                 try:
-                    orientation = frame.getexif().get(0x0112, 1) if frames == 1 else 1
+                    orientation = frame.getexif().get(0x0112, 1) if exif and frames == 1 else 1
                     gray = _to_gray(ImageOps.exif_transpose(frame) if orientation not in (1, None) else frame)
                 except (OSError, ValueError, SyntaxError) as exc:
                     raise InputError(f"{path}: page {number} could not be decoded ({exc})") from None
@@ -97,10 +97,13 @@ def _pdf_pages(path: Path, dpi: int) -> Iterator[Page]:
         yield Page(gray, number, (gray.shape[1], gray.shape[0]))
 
 
-def iter_pages(path: Path, dpi: int = 200) -> Iterator[Page]:
-    """Yield the pages of one input file in order, decoding each only when asked for."""
+def iter_pages(path: Path, dpi: int = 200, exif: bool = True) -> Iterator[Page]:
+    """Yield the pages of one input file in order (grayscale), decoding each only when asked for.
+
+    ``exif``: turn photos upright according to their EXIF orientation tag.
+    """
     path = Path(path)
     if path.suffix.lower() in PDF_SUFFIXES:
         yield from _pdf_pages(path, dpi)
     else:
-        yield from _image_pages(path)
+        yield from _image_pages(path, exif)

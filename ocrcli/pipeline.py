@@ -119,6 +119,8 @@ def recognize_page(page: Page, cfg: RunConfig, recognizer, saver: StageSaver | N
         return PageResult(page.number, width, height, lines, page.steps)
     counter = itertools.count(1)
     on_stage = (lambda name, p: saver.stage(page.number, next(counter), name, p)) if saver else None
+    if saver:
+        saver.stage(page.number, 0, "input", page)  # as decoded: EXIF-oriented grayscale
     prepared = preprocess(page, cfg.preprocess, on_stage)
     found = find_lines(prepared)
     crops = line_crops(prepared, found)
@@ -137,7 +139,8 @@ def recognize_page(page: Page, cfg: RunConfig, recognizer, saver: StageSaver | N
 def recognize_file(input_file: InputFile, cfg: RunConfig, recognizer) -> DocumentResult:
     """All pages of one input file. Raises InputError when the file cannot be read."""
     saver = StageSaver(cfg.save_stages, input_file) if cfg.save_stages else None
-    pages = [recognize_page(page, cfg, recognizer, saver) for page in iter_pages(input_file.path, cfg.dpi)]
+    pages = [recognize_page(page, cfg, recognizer, saver)
+             for page in iter_pages(input_file.path, cfg.dpi, cfg.preprocess.exif_orientation)]
     return DocumentResult(input_file.display, pages)
 
 

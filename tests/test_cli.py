@@ -26,7 +26,7 @@ def test_help_explains_every_option_with_examples():
     result = ocr("recognize", "-h")
     assert result.exit_code == 0
     for option in ("--format", "--output-dir", "--stdout", "--layout", "--device", "--model", "--dpi",
-                   "--save-stages", "--overwrite", "--no-deskew", "--no-binarize", "--quiet", "Example"):
+                   "--save-stages", "--overwrite", "--no-deskew", "--no-binarize", "--no-exif", "--quiet", "Example"):
         assert option in result.stdout, option
     assert ocr("--version").stdout.startswith("ocrcli ")
 
@@ -129,7 +129,9 @@ def test_stage_switches_and_save_stages(tmp_path, page_png):
     assert result.exit_code == 0, result.output
     steps = [s["step"] for s in json.loads(result.stdout)["pages"][0]["preprocessing"]]
     assert steps == ["binarize"]
-    assert any(p.name.endswith("-lines.png") for p in (tmp_path / "stages").iterdir())
+    saved = sorted(p.name for p in (tmp_path / "stages").iterdir())
+    assert "page.png-p1-0-input.png" in saved and "page.png-p1-1-binarize.png" in saved, saved
+    assert any(name.endswith("-lines.png") for name in saved)
     result = ocr("recognize", page_png, "--stdout", "-f", "json", "--no-binarize", "-q")
     assert "binarize" not in [s["step"] for s in json.loads(result.stdout)["pages"][0]["preprocessing"]]
 

@@ -36,6 +36,8 @@ def test_exif_orientation_is_applied(tmp_path):
     page = next(iter_pages(path))
     assert page.image.shape == (im.size[0], im.size[1])  # width and height swapped
     assert page.steps[0]["step"] == "exif_orientation"
+    as_stored = next(iter_pages(path, exif=False))  # --no-exif
+    assert as_stored.image.shape == (im.size[1], im.size[0]) and as_stored.steps == []
 
 
 def test_alpha_palette_and_16bit_images(tmp_path):
