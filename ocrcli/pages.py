@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -46,6 +47,7 @@ def _check_size(path: Path, width: int, height: int) -> None:
 
 def _image_pages(path: Path, exif: bool) -> Iterator[Page]:
     Image.MAX_IMAGE_PIXELS = MAX_PIXELS  # PIL's own bomb check, as a second line of defence
+    warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # _check_size reports it instead
     try:
         with Image.open(path) as im:
             _check_size(path, *im.size)
@@ -65,8 +67,9 @@ def _image_pages(path: Path, exif: bool) -> Iterator[Page]:
         raise
     except UnidentifiedImageError:
         raise InputError(f"{path}: not a readable image (unknown or damaged format)") from None
-    except Image.DecompressionBombError as exc:
-        raise InputError(f"{path}: {exc}", hint="downscale it first") from None
+    except Image.DecompressionBombError:
+        raise InputError(f"{path}: image is over the {MAX_PIXELS // 1_000_000} MP limit (decompression-bomb guard)",
+                         hint="downscale it first, e.g. to 300 dpi") from None
     except (OSError, ValueError, SyntaxError) as exc:
         raise InputError(f"{path}: image could not be decoded ({exc})") from None
 
@@ -103,6 +106,11 @@ def iter_pages(path: Path, dpi: int = 200, exif: bool = True) -> Iterator[Page]:
     ``exif``: turn photos upright according to their EXIF orientation tag.
     """
     path = Path(path)
+    try:
+        if path.stat().st_size == 0:
+            raise InputError(f"{path}: empty file (0 bytes)")
+    except OSError as exc:
+        raise InputError(f"{path}: cannot read ({exc.strerror or exc})") from None
     if path.suffix.lower() in PDF_SUFFIXES:
         yield from _pdf_pages(path, dpi)
     else:
