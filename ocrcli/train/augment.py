@@ -14,7 +14,7 @@ def affine(gray: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     """Slant, small rotation, horizontal scale, and margins like a segmenter's crops have."""
     h, w = gray.shape
     paper = _paper(gray)
-    shear = rng.uniform(-0.35, 0.35)
+    shear = rng.uniform(-0.3, 0.3)
     angle = np.deg2rad(rng.uniform(-2.0, 2.0))
     sx = rng.uniform(0.8, 1.2)
     sy = rng.uniform(0.85, 1.05)
@@ -37,7 +37,7 @@ def affine(gray: np.ndarray, rng: np.random.Generator) -> np.ndarray:
 def elastic(gray: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     """Smooth random displacement field: the wobble of a hand that is not a font."""
     h, w = gray.shape
-    alpha = rng.uniform(1.0, 3.0) * h / 40
+    alpha = rng.uniform(0.8, 2.0) * h / 40
     grid = max(4, h // 2)
     dx = cv2.resize(rng.normal(0, 1, (h // grid + 2, w // grid + 2)).astype(np.float32), (w, h), interpolation=cv2.INTER_CUBIC)
     dy = cv2.resize(rng.normal(0, 1, (h // grid + 2, w // grid + 2)).astype(np.float32), (w, h), interpolation=cv2.INTER_CUBIC)
@@ -46,29 +46,36 @@ def elastic(gray: np.ndarray, rng: np.random.Generator) -> np.ndarray:
 
 
 def stroke(gray: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    """Thinner or thicker pen: grayscale erosion (thicker ink) or dilation (thinner)."""
-    k = np.ones((2, 2), np.uint8) if rng.random() < 0.7 else np.ones((3, 3), np.uint8)
+    """Thinner or thicker pen: grayscale erosion (thicker ink) or dilation (thinner), by one pixel.
+
+    At the model's 40 px line height a 3x3 kernel merges letters into blobs, so only 2x2 is used.
+    """
+    k = np.ones((2, 2), np.uint8)
     return cv2.erode(gray, k) if rng.random() < 0.5 else cv2.dilate(gray, k)
 
 
 def photometric(gray: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    """Contrast, brightness, a shadow gradient, blur, noise and JPEG artefacts."""
+    """Contrast, brightness, a shadow gradient, blur, noise and JPEG artefacts.
+
+    Kept mild: the line must stay legible after the recognizer's contrast stretch, or the label
+    becomes noise (strong contrast loss plus noise turned faint lines into static).
+    """
     img = gray.astype(np.float32)
     if rng.random() < 0.5:
-        img = (img - 128) * rng.uniform(0.5, 1.2) + 128 + rng.uniform(-40, 30)
-    if rng.random() < 0.3:
+        img = (img - 128) * rng.uniform(0.75, 1.2) + 128 + rng.uniform(-25, 20)
+    if rng.random() < 0.25:
         h, w = img.shape
         ramp = np.linspace(0, 1, w, dtype=np.float32)[None, :]
         if rng.random() < 0.5:
             ramp = ramp[:, ::-1]
-        img = img - ramp * rng.uniform(20, 90)
-    if rng.random() < 0.3:
-        img = cv2.GaussianBlur(img, (0, 0), rng.uniform(0.4, 1.2))
-    if rng.random() < 0.4:
-        img = img + rng.normal(0, rng.uniform(2, 14), img.shape)
-    out = np.clip(img, 0, 255).astype(np.uint8)
+        img = img - ramp * rng.uniform(15, 50)
     if rng.random() < 0.25:
-        ok, buf = cv2.imencode(".jpg", out, [cv2.IMWRITE_JPEG_QUALITY, int(rng.integers(25, 80))])
+        img = cv2.GaussianBlur(img, (0, 0), rng.uniform(0.3, 0.7))
+    if rng.random() < 0.3:
+        img = img + rng.normal(0, rng.uniform(2, 7), img.shape)
+    out = np.clip(img, 0, 255).astype(np.uint8)
+    if rng.random() < 0.2:
+        ok, buf = cv2.imencode(".jpg", out, [cv2.IMWRITE_JPEG_QUALITY, int(rng.integers(40, 85))])
         if ok:
             out = cv2.imdecode(buf, cv2.IMREAD_GRAYSCALE)
     return out
@@ -78,8 +85,8 @@ def augment(gray: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     """One random training view of a line crop (uint8, dark ink on light paper)."""
     if rng.random() < 0.8:
         gray = affine(gray, rng)
-    if rng.random() < 0.3:
+    if rng.random() < 0.25:
         gray = elastic(gray, rng)
-    if rng.random() < 0.3:
+    if rng.random() < 0.2:
         gray = stroke(gray, rng)
     return photometric(gray, rng)
