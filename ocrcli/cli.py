@@ -271,7 +271,8 @@ def train(
     val_tsv: Annotated[Path, typer.Option("--val", help="Validation TSV.", show_default=False)],
     out: Annotated[Path, typer.Option("--out", help="Run folder: checkpoint, log.csv, best.safetensors. Rerun to resume.", show_default=False)],
     fonts: Annotated[Optional[Path], typer.Option("--fonts", help="Font folder with fonts.csv for synthetic English lines.")] = None,
-    synth_fraction: Annotated[float, typer.Option("--synth-fraction", min=0.0, max=0.9, help="Share of synthetic lines in training.")] = 0.25,
+    synth_fraction: Annotated[float, typer.Option("--synth-fraction", min=0.0, max=0.9, help="Share of synthetic lines in training.")] = 0.1,
+    augment_prob: Annotated[float, typer.Option("--augment-prob", min=0.0, max=1.0, help="Share of real lines distorted each time they are drawn.")] = 0.6,
     steps: Annotated[int, typer.Option("--steps", min=1, help="Total optimisation steps (the LR schedule spans them).")] = 10000,
     batch_size: Annotated[int, typer.Option("--batch-size", min=1)] = 24,
     lr: Annotated[float, typer.Option("--lr")] = 1e-3,
@@ -293,7 +294,7 @@ def train(
         from ocrcli.train.loop import TrainConfig, train as run_training
 
         cfg = TrainConfig(train_tsvs=list(train_tsv), val_tsv=val_tsv, out_dir=out, fonts_dir=fonts,
-                          synth_fraction=synth_fraction if fonts else 0.0, steps=steps, batch_size=batch_size, lr=lr,
+                          synth_fraction=synth_fraction if fonts else 0.0, augment_prob=augment_prob, steps=steps, batch_size=batch_size, lr=lr,
                           val_every=val_every, val_limit=val_limit, patience=patience, max_minutes=max_minutes,
                           seed=seed, device=resolve_device(device), init_from=init_from)
         best = run_training(cfg)

@@ -30,7 +30,7 @@ class TrainConfig:
     val_tsv: Path
     out_dir: Path
     fonts_dir: Path | None = None
-    synth_fraction: float = 0.25
+    synth_fraction: float = 0.1
     steps: int = 10000
     batch_size: int = 24
     lr: float = 1e-3
@@ -41,7 +41,7 @@ class TrainConfig:
     height: int = 40
     channels: tuple[int, ...] = (32, 64, 96, 128, 160, 192)
     hidden: int = 256
-    augment_prob: float = 0.85
+    augment_prob: float = 0.6
     seed: int = 0
     device: str = "cpu"
     threads: int | None = None
