@@ -13,7 +13,6 @@ setup: $(VENV)/.installed
 $(VENV)/.installed: pyproject.toml
 	@bash scripts/system-deps.sh
 	$(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q "$(TORCH)"
 	$(PY) -m pip install -q -e '.[train,test]'
 	@touch $@
