@@ -54,14 +54,31 @@ def remove_border_blobs(ink: np.ndarray) -> np.ndarray:
 
 
 def line_pitch(ink: np.ndarray, letter: float) -> float:
-    """Typical distance between baselines, from the autocorrelation of the row profile."""
+    """Typical distance between baselines, from the autocorrelation of the row profile.
+
+    The first strong peak is taken, not the highest: multiples of the pitch correlate almost as
+    well, and picking twice the pitch would leave pairs of lines unsplit.
+    """
     profile = ink.sum(axis=1, dtype=np.float64)
     profile -= profile.mean()
-    lo, hi = int(1.5 * letter), int(min(8 * letter, len(profile) // 2))
-    if hi <= lo + 1 or not profile.any():
+    hi = int(min(8 * letter, len(profile) // 2))
+    if hi < 4 or not profile.any():
         return 3.0 * letter
-    corr = np.array([np.dot(profile[:-lag], profile[lag:]) for lag in range(lo, hi)])
-    return float(lo + int(np.argmax(corr)))
+    corr = np.array([np.dot(profile[:-lag], profile[lag:]) for lag in range(1, hi)])
+    # Skip the central lobe (lags where the profile still overlaps itself) up to its first trough.
+    start = 1
+    while start < len(corr) - 1 and corr[start] <= corr[start - 1]:
+        start += 1
+    if start >= len(corr) - 1:
+        return 3.0 * letter
+    # Lines are at least a letter height apart: earlier peaks are ascender/x-height echoes.
+    start = max(start, int(letter) - 1)
+    peaks = [i for i in range(start, len(corr) - 1) if corr[i] >= corr[i - 1] and corr[i] >= corr[i + 1]]
+    if not peaks:
+        return 3.0 * letter
+    best = max(corr[i] for i in peaks)
+    first = next(i for i in peaks if corr[i] >= 0.7 * best)
+    return float(first + 1)
 
 
 def _split_rows(profile: np.ndarray, pitch: float) -> list[tuple[int, int]]:
