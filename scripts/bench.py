@@ -7,10 +7,8 @@ Uses ../shared/data when present (a fixed 1000-line val subset), else the commit
 
 from __future__ import annotations
 
-import json
 import os
 import random
-import resource
 import statistics
 import subprocess
 import sys
