@@ -24,7 +24,7 @@ def flatten_illumination(gray: np.ndarray) -> np.ndarray:
     small = cv2.resize(gray, (max(1, w // scale), max(1, h // scale)), interpolation=cv2.INTER_AREA) if scale > 1 else gray
     k = max(3, (min(small.shape) // 40) | 1)
     background = cv2.dilate(small, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (k, k)))
-    background = cv2.medianBlur(background, min(k * 2 + 1, 31 if background.dtype == np.uint8 else 5))
+    background = cv2.medianBlur(background, min(k * 2 + 1, 31))
     if scale > 1:
         background = cv2.resize(background, (w, h), interpolation=cv2.INTER_LINEAR)
     out = gray.astype(np.float32) * (255.0 / np.maximum(background.astype(np.float32), 1.0))
