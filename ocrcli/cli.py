@@ -32,6 +32,10 @@ app = typer.Typer(
 class Format(str, Enum):
     txt = "txt"
     json = "json"
+    hocr = "hocr"
+    alto = "alto"
+    page = "page"
+    pdf = "pdf"
 
 
 class Layout(str, Enum):
@@ -83,7 +87,7 @@ def recognize(
                                                          show_default=False)] = None,
     files_from: Annotated[Optional[str], typer.Option("--files-from", help="Also read input paths from this file, one a line ('-' for stdin).")] = None,
     null: Annotated[bool, typer.Option("--null", "-0", help="--files-from entries are NUL-separated, as from 'find -print0'.")] = False,
-    fmt: Annotated[list[Format], typer.Option("--format", "-f", help="Output format; repeat for several: -f txt -f json.")] = [Format.txt],  # noqa: B006
+    fmt: Annotated[list[Format], typer.Option("--format", "-f", help="Output format, repeatable (-f txt -f alto): txt, json, hocr (.hocr), alto (ALTO v4, .alto.xml), page (PAGE XML 2019, .page.xml; one file per page), pdf (searchable PDF, .ocr.pdf).")] = [Format.txt],  # noqa: B006
     output_dir: Annotated[Optional[Path], typer.Option("--output-dir", "-o", help="Write outputs here, mirroring input folders (default: beside each input).")] = None,
     stdout: Annotated[bool, typer.Option("--stdout", help="Print results instead of writing files (json: one JSON object per input per line).")] = False,
     layout: Annotated[Layout, typer.Option("--layout", help="page: find the text lines; line: every image is one pre-cropped text line.")] = Layout.page,
@@ -102,7 +106,7 @@ def recognize(
                                                           help="Mark lines with confidence under this as \"review\": true in JSON and count them.")] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar and no summary; errors are still printed.")] = False,
 ) -> None:
-    """Transcribe handwritten pages (JPEG, PNG, BMP, TIFF, PDF) into .txt or .json files.
+    """Transcribe handwritten pages (JPEG, PNG, BMP, TIFF, PDF) into text, JSON, hOCR, ALTO, PAGE XML or searchable PDF.
 
     Examples:
 
@@ -111,6 +115,8 @@ def recognize(
       ocr recognize scans/ --format json --output-dir out/
 
       ocr recognize 'archive/**/*.pdf' --dpi 300 -f txt -f json
+
+      ocr recognize letters/ -f alto -f pdf -o archive/
 
       ocr recognize --layout line --format json --stdout line1.png line2.png
 
@@ -142,6 +148,8 @@ def _recognize(paths, files_from, null, fmt, output_dir, stdout, layout, device,
     device = _validate_device(device)
     if output_dir is not None and output_dir.exists() and not output_dir.is_dir():
         raise UsageError(f"--output-dir {output_dir}: exists and is not a folder")
+    if stdout and any(f not in ("txt", "json") for f in formats):
+        raise UsageError("--stdout prints txt or json only; write the other formats to files")
     if stdout and output_dir is not None:
         raise UsageError("--stdout and --output-dir cannot be used together")
     if not paths and files_from is None:
@@ -242,6 +250,7 @@ def eval_cmd(
     device: Annotated[str, typer.Option("--device", help="auto, cpu, cuda or cuda:N.")] = "auto",
     limit: Annotated[Optional[int], typer.Option("--limit", help="Use only the first N lines.", min=1)] = None,
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Also list the most frequent character confusions.")] = False,
+    by_confidence: Annotated[bool, typer.Option("--by-confidence", help="Also give CER per decile of line confidence (does confidence predict errors?).")] = False,
     batch_size: Annotated[int, typer.Option("--batch-size", min=1, max=4096)] = 32,
 ) -> None:
     """Measure CER and WER on pre-cropped lines, per set and overall.
@@ -259,7 +268,7 @@ def eval_cmd(
 
             raise NoInputError(f"{data}: no such file")
         report = evaluate_lines(data, model, device, limit, batch_size)
-        print_line_report(report, verbose)
+        print_line_report(report, verbose, by_confidence)
     except OcrError as exc:
         _err(f"error: {exc}")
         raise typer.Exit(int(exc.exit_code)) from None
@@ -283,6 +292,7 @@ def train(
     seed: Annotated[int, typer.Option("--seed")] = 0,
     device: Annotated[str, typer.Option("--device")] = "auto",
     init_from: Annotated[Optional[Path], typer.Option("--init-from", help="Start from this model file's weights.")] = None,
+    precision: Annotated[str, typer.Option("--precision", help="fp32, bf16 (mixed precision, weights stay fp32) or auto: bf16 on GPUs and CPUs that compute it natively.")] = "auto",
 ) -> None:
     """Train the CRNN recognizer (resumable: rerun the same command to continue).
 
@@ -290,13 +300,15 @@ def train(
     """
     try:
         device = _validate_device(device)
+        if precision not in ("auto", "fp32", "bf16"):
+            raise UsageError(f"--precision {precision!r} is not one of auto, fp32, bf16")
         from ocrcli.recognize.engine import resolve_device
         from ocrcli.train.loop import TrainConfig, train as run_training
 
         cfg = TrainConfig(train_tsvs=list(train_tsv), val_tsv=val_tsv, out_dir=out, fonts_dir=fonts,
                           synth_fraction=synth_fraction if fonts else 0.0, augment_prob=augment_prob, steps=steps, batch_size=batch_size, lr=lr,
                           val_every=val_every, val_limit=val_limit, patience=patience, max_minutes=max_minutes,
-                          seed=seed, device=resolve_device(device), init_from=init_from)
+                          seed=seed, device=resolve_device(device), init_from=init_from, precision=precision)
         best = run_training(cfg)
         print(best)
     except OcrError as exc:

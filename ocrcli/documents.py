@@ -109,6 +109,7 @@ class PageResult:
     height: int
     lines: list[LineResult]
     steps: list[dict] = field(default_factory=list)
+    image: bytes | None = field(default=None, repr=False, compare=False)  # JPEG of the page, kept for PDF output
 
     @property
     def text(self) -> str:
@@ -130,6 +131,7 @@ class DocumentResult:
 
     path: str  # the input as the user gave it (or as found under a given directory)
     pages: list[PageResult]
+    page_errors: list[str] = field(default_factory=list)  # pages of a multi-page file that could not be read
 
     @property
     def text(self) -> str:

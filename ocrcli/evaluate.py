@@ -21,6 +21,21 @@ class LineReport:
     seconds: float = 0.0
     model: str = ""
     unreadable: int = 0
+    scored: list[tuple[float, str, str]] = field(default_factory=list)  # (confidence, output, reference)
+
+    def by_confidence(self, bins: int = 10) -> list[tuple[float, float, ErrorCounter]]:
+        """Lines sorted by confidence and cut into ``bins`` equal groups: (lowest, highest, errors)."""
+        ordered = sorted(self.scored, key=lambda r: r[0])
+        out = []
+        for b in range(bins):
+            part = ordered[b * len(ordered) // bins:(b + 1) * len(ordered) // bins]
+            if not part:
+                continue
+            counter = ErrorCounter()
+            for _, hyp, ref in part:
+                counter.add(hyp, ref)
+            out.append((part[0][0], part[-1][0], counter))
+        return out
 
 
 def evaluate_lines(tsv: Path, model: Path | None, device: str, limit: int | None, batch_size: int) -> LineReport:
@@ -52,11 +67,12 @@ def evaluate_lines(tsv: Path, model: Path | None, device: str, limit: int | None
             for key in ("all", group):
                 report.counters.setdefault(key, ErrorCounter()).add(hypothesis, reference)
             report.confusions.update(confusions(hypothesis, reference))
+            report.scored.append((result.confidence, hypothesis, reference))
     report.seconds = time.perf_counter() - started
     return report
 
 
-def print_line_report(report: LineReport, verbose: bool) -> None:
+def print_line_report(report: LineReport, verbose: bool, by_confidence: bool = False) -> None:
     from rich.console import Console
     from rich.table import Table
 
@@ -71,6 +87,13 @@ def print_line_report(report: LineReport, verbose: bool) -> None:
     total = report.counters["all"].lines
     console.print(f"{total} lines in {report.seconds:.1f} s ({total / max(report.seconds, 1e-9):.1f} lines/s)"
                   + (f"; {report.unreadable} unreadable images skipped" if report.unreadable else ""))
+    if by_confidence:
+        dec = Table(title="CER by line confidence decile (lowest confidence first)")
+        for col in ("decile", "confidence", "lines", "CER", "WER"):
+            dec.add_column(col, justify="right")
+        for n, (lo, hi, c) in enumerate(report.by_confidence(), 1):
+            dec.add_row(str(n), f"{lo:.3f}-{hi:.3f}", str(c.lines), f"{100 * c.cer:.2f}%", f"{100 * c.wer:.2f}%")
+        console.print(dec)
     if verbose:
         conf = Table(title="most frequent character errors (reference -> output)")
         conf.add_column("reference")

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import warnings
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import numpy as np
@@ -45,7 +45,7 @@ def _check_size(path: Path, width: int, height: int) -> None:
         raise InputError(f"{path}: image has no pixels")
 
 
-def _image_pages(path: Path, exif: bool) -> Iterator[Page]:
+def _image_pages(path: Path, exif: bool, on_page_error: Callable[[InputError], None] | None) -> Iterator[Page]:
     Image.MAX_IMAGE_PIXELS = MAX_PIXELS  # PIL's own bomb check, as a second line of defence
     warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # _check_size reports it instead
     try:
@@ -58,7 +58,11 @@ def _image_pages(path: Path, exif: bool) -> Iterator[Page]:
                     orientation = frame.getexif().get(0x0112, 1) if exif and frames == 1 else 1
                     gray = _to_gray(ImageOps.exif_transpose(frame) if orientation not in (1, None) else frame)
                 except (OSError, ValueError, SyntaxError) as exc:
-                    raise InputError(f"{path}: page {number} could not be decoded ({exc})") from None
+                    error = InputError(f"{path}: page {number} could not be decoded ({exc})")
+                    if on_page_error is None or frames == 1:
+                        raise error from None
+                    on_page_error(error)  # a damaged frame among good ones: the others are still read
+                    continue
                 page = Page(gray, number, (gray.shape[1], gray.shape[0]))
                 if orientation not in (1, None):
                     page.steps.append({"step": "exif_orientation", "orientation": int(orientation)})
@@ -74,7 +78,7 @@ def _image_pages(path: Path, exif: bool) -> Iterator[Page]:
         raise InputError(f"{path}: image could not be decoded ({exc})") from None
 
 
-def _pdf_pages(path: Path, dpi: int) -> Iterator[Page]:
+def _pdf_pages(path: Path, dpi: int, on_page_error: Callable[[InputError], None] | None) -> Iterator[Page]:
     try:
         from pdf2image import convert_from_path, pdfinfo_from_path
         from pdf2image.exceptions import PDFInfoNotInstalledError, PDFPageCountError, PDFSyntaxError
@@ -85,7 +89,12 @@ def _pdf_pages(path: Path, dpi: int) -> Iterator[Page]:
     except PDFInfoNotInstalledError:
         raise InputError(f"{path}: PDF support needs poppler", hint="apt-get install poppler-utils") from None
     except (PDFPageCountError, PDFSyntaxError, ValueError) as exc:
-        raise InputError(f"{path}: not a readable PDF ({str(exc).strip().splitlines()[-1][:120] if str(exc).strip() else 'damaged'})") from None
+        detail = str(exc).strip().splitlines()[-1][:120] if str(exc).strip() else "damaged"
+        if "password" in detail.lower():
+            raise InputError(f"{path}: PDF is encrypted (password protected)", hint="decrypt it first, e.g. qpdf --decrypt") from None
+        if "last page (0)" in detail:
+            raise InputError(f"{path}: PDF has no pages") from None
+        raise InputError(f"{path}: not a readable PDF ({detail})") from None
     count = int(info.get("Pages", 0))
     if count < 1:
         raise InputError(f"{path}: PDF has no pages")
@@ -93,17 +102,26 @@ def _pdf_pages(path: Path, dpi: int) -> Iterator[Page]:
         try:
             images = convert_from_path(str(path), dpi=dpi, first_page=number, last_page=number, grayscale=True)
         except Exception as exc:  # pdf2image surfaces poppler failures as assorted exception types
-            raise InputError(f"{path}: page {number} could not be rendered ({exc})") from None
+            images, detail = [], f" ({' '.join(str(exc).split())[:160]})"
+        else:
+            detail = ""
         if not images:
-            raise InputError(f"{path}: page {number} could not be rendered")
+            error = InputError(f"{path}: page {number} could not be rendered{detail}")
+            if on_page_error is None or count == 1:
+                raise error
+            on_page_error(error)
+            continue
         gray = _to_gray(images[0])
         yield Page(gray, number, (gray.shape[1], gray.shape[0]))
 
 
-def iter_pages(path: Path, dpi: int = 200, exif: bool = True) -> Iterator[Page]:
+def iter_pages(path: Path, dpi: int = 200, exif: bool = True,
+               on_page_error: Callable[[InputError], None] | None = None) -> Iterator[Page]:
     """Yield the pages of one input file in order (grayscale), decoding each only when asked for.
 
-    ``exif``: turn photos upright according to their EXIF orientation tag.
+    ``exif``: turn photos upright according to their EXIF orientation tag. A page that cannot be
+    decoded raises InputError, unless ``on_page_error`` is given: then, in a multi-page file, it is
+    called with the error and the remaining pages are still read.
     """
     path = Path(path)
     try:
@@ -112,6 +130,6 @@ def iter_pages(path: Path, dpi: int = 200, exif: bool = True) -> Iterator[Page]:
     except OSError as exc:
         raise InputError(f"{path}: cannot read ({exc.strerror or exc})") from None
     if path.suffix.lower() in PDF_SUFFIXES:
-        yield from _pdf_pages(path, dpi)
+        yield from _pdf_pages(path, dpi, on_page_error)
     else:
-        yield from _image_pages(path, exif)
+        yield from _image_pages(path, exif, on_page_error)

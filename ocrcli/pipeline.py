@@ -17,7 +17,7 @@ from ocrcli.config import RunConfig
 from ocrcli.documents import BBox, DocumentResult, LineResult, Page, PageResult, WordResult
 from ocrcli.errors import InputError, OcrError, OutputError
 from ocrcli.inputs import InputFile
-from ocrcli.output import WRITERS, RunInfo, atomic_write_text
+from ocrcli.output import WRITERS, RunInfo, write_output
 from ocrcli.pages import iter_pages
 from ocrcli.preprocess import preprocess
 from ocrcli.recognize.decode import split_words
@@ -116,7 +116,7 @@ def recognize_page(page: Page, cfg: RunConfig, recognizer, saver: StageSaver | N
         text = recognizer.recognize([page.image])[0]
         box = BBox(0, 0, width, height)
         lines = [LineResult(text.text, text.confidence, box, None, _words(text, box, box, page), _review(text, cfg))] if text.text else []
-        return PageResult(page.number, width, height, lines, page.steps)
+        return PageResult(page.number, width, height, lines, page.steps, _keep_image(page, cfg))
     counter = itertools.count(1)
     on_stage = (lambda name, p: saver.stage(page.number, next(counter), name, p)) if saver else None
     if saver:
@@ -133,15 +133,26 @@ def recognize_page(page: Page, cfg: RunConfig, recognizer, saver: StageSaver | N
         results.append(LineResult(text.text, text.confidence, box, polygon, _words(text, crop.box, line.bbox, prepared), _review(text, cfg)))
     if saver:
         saver.lines(page.number, prepared, [ln.bbox for ln in found])
-    return PageResult(page.number, width, height, results, prepared.steps)
+    return PageResult(page.number, width, height, results, prepared.steps, _keep_image(page, cfg))
+
+
+def _keep_image(page: Page, cfg: RunConfig) -> bytes | None:
+    """The decoded page as JPEG, only for formats that embed the page (searchable PDF)."""
+    if not any(WRITERS[fmt].needs_images for fmt in cfg.formats):
+        return None
+    ok, data = cv2.imencode(".jpg", page.image, [cv2.IMWRITE_JPEG_QUALITY, 80])
+    return data.tobytes() if ok else None
 
 
 def recognize_file(input_file: InputFile, cfg: RunConfig, recognizer) -> DocumentResult:
     """All pages of one input file. Raises InputError when the file cannot be read."""
     saver = StageSaver(cfg.save_stages, input_file) if cfg.save_stages else None
+    page_errors: list[InputError] = []
     pages = [recognize_page(page, cfg, recognizer, saver)
-             for page in iter_pages(input_file.path, cfg.dpi, cfg.preprocess.exif_orientation)]
-    return DocumentResult(input_file.display, pages)
+             for page in iter_pages(input_file.path, cfg.dpi, cfg.preprocess.exif_orientation, page_errors.append)]
+    if page_errors and not pages:
+        raise page_errors[0]
+    return DocumentResult(input_file.display, pages, [str(e) for e in page_errors])
 
 
 def run_batch(files: list[InputFile], cfg: RunConfig, recognizer, run_info: RunInfo,
@@ -174,9 +185,11 @@ def run_batch(files: list[InputFile], cfg: RunConfig, recognizer, run_info: RunI
                         emit(WRITERS[fmt].render_stdout(outcome.result, run_info))
                 else:
                     for fmt, path in paths.items():
-                        atomic_write_text(path, WRITERS[fmt].render(outcome.result, run_info))
-                        outcome.written.append(path)
+                        writer = WRITERS[fmt]
+                        outcome.written += write_output(path, writer, writer.render(outcome.result, run_info))
             except OutputError as exc:
                 outcome.error = str(exc)
                 outcome.output_error = True
+            if outcome.result.page_errors and not outcome.error:
+                outcome.error = "; ".join(outcome.result.page_errors) + "; its other pages were transcribed"
         yield outcome

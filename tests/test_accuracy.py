@@ -18,9 +18,15 @@ def _card_cer(label: str) -> float:
     return float(match.group(1)) / 100
 
 
-@pytest.mark.skipif(not MODEL.is_file(), reason="shipped model missing")
-def test_fixture_lines_cer_matches_model_card():
-    report = evaluate_lines(FIXTURE_LINES, MODEL, "cpu", None, 32)
+@pytest.fixture(scope="module")
+def fixture_report():
+    if not MODEL.is_file():
+        pytest.skip("shipped model missing")
+    return evaluate_lines(FIXTURE_LINES, MODEL, "cpu", None, 32)
+
+
+def test_fixture_lines_cer_matches_model_card(fixture_report):
+    report = fixture_report
     cer = report.counters["all"].cer
     assert report.counters["all"].lines == 350
     assert cer <= _card_cer("fixture") + 0.02, f"CER {cer:.4f} on the fixture lines is worse than the card says"
@@ -32,3 +38,15 @@ def test_full_validation_cer_matches_model_card():
     report = evaluate_lines(val, MODEL, "cpu", None, 32)
     cer = report.counters["all"].cer
     assert cer <= _card_cer("val") + 0.02, f"val CER {cer:.4f} is worse than the card says"
+
+
+def test_low_confidence_means_more_errors(fixture_report):
+    """--review-below relies on it: CER must fall as line confidence rises."""
+    deciles = fixture_report.by_confidence(10)
+    assert len(deciles) == 10 and sum(c.lines for _, _, c in deciles) == 350
+    cers = [c.cer for _, _, c in deciles]
+    assert cers[0] > cers[-1] + 0.2
+    mean = lambda xs: sum(xs) / len(xs)  # noqa: E731
+    assert mean(cers[:3]) > mean(cers[3:7]) > mean(cers[7:])  # least confident deciles err most
+    lows = [lo for lo, _, _ in deciles]
+    assert lows == sorted(lows)

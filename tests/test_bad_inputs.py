@@ -5,6 +5,7 @@ still gets its output; the exit code is 1 when any file failed.
 """
 
 import io
+import json
 import os
 import struct
 import zlib
@@ -65,9 +66,14 @@ def build_corpus(folder):
         bad.update({
             "corrupt.pdf": b"%PDF-1.4\n1 0 obj << /Type /Catalog >> endobj\ntrailer << >>\n%%EOF",
             "text-d.pdf": b"just text",
+            "encrypted.pdf": _encrypted_pdf(page),
+            "no-pages.pdf": _empty_pdf(),
         })
     for name, data in bad.items():
         (folder / name).write_bytes(data)
+    os.symlink("loop-b.png", folder / "loop-a.png")  # a symlink loop
+    os.symlink("loop-a.png", folder / "loop-b.png")
+    bad["loop-a.png"] = bad["loop-b.png"] = b""
     good = {
         "good.png": png,
         "good-j.jpg": jpg,
@@ -80,10 +86,57 @@ def build_corpus(folder):
         "cmyk.jpg": _jpeg_bytes(page.convert("CMYK")),
         "palette.png": _png_bytes(page.convert("P")),
         "alpha.png": _png_bytes(page.convert("RGBA")),
+        "exif-rotated.jpg": _exif_rotated_jpeg(page),
+        "two-frames.tif": _tiff_bytes([page, page]),
+        "line\nbreak.png": png,
+        "tab\tname.png": png,
     }
     for name, data in good.items():
         (folder / name).write_bytes(data)
+    latin1 = os.fsdecode(b"caf\xe9-latin1.png")  # a name that is not valid UTF-8
+    (folder / latin1).write_bytes(png)
+    good[latin1] = png
     return sorted(bad), sorted(good)
+
+
+def _exif_rotated_jpeg(page: Image.Image) -> bytes:
+    exif = Image.Exif()
+    exif[0x0112] = 6  # stored sideways: rotate 90 degrees clockwise to view
+    return _jpeg_bytes(page.convert("RGB").rotate(90, expand=True), exif=exif.tobytes())
+
+
+def _tiff_bytes(frames: list[Image.Image], compression: str = "tiff_deflate") -> bytes:
+    buf = io.BytesIO()
+    frames[0].save(buf, format="TIFF", save_all=True, append_images=frames[1:], compression=compression)
+    return buf.getvalue()
+
+
+def _tiff_with_corrupt_frame(page: Image.Image) -> bytes:
+    """Three deflate-compressed frames; the second frame's pixel data is overwritten with garbage."""
+    data = bytearray(_tiff_bytes([page, page, page]))
+    with Image.open(io.BytesIO(bytes(data))) as im:
+        im.seek(1)
+        offset, count = im.tag_v2[273][0], im.tag_v2[279][0]  # StripOffsets, StripByteCounts
+    data[offset:offset + count] = np.random.default_rng(7).bytes(count)
+    return bytes(data)
+
+
+def _encrypted_pdf(page: Image.Image) -> bytes:
+    pypdf = pytest.importorskip("pypdf")
+    buf = io.BytesIO()
+    page.convert("RGB").save(buf, format="PDF")
+    writer = pypdf.PdfWriter(clone_from=pypdf.PdfReader(io.BytesIO(buf.getvalue())))
+    writer.encrypt(user_password="secret", owner_password="owner", algorithm="RC4-128")  # RC4 needs no extra crypto package
+    out = io.BytesIO()
+    writer.write(out)
+    return out.getvalue()
+
+
+def _empty_pdf() -> bytes:
+    pypdf = pytest.importorskip("pypdf")
+    out = io.BytesIO()
+    pypdf.PdfWriter().write(out)
+    return out.getvalue()
 
 
 def test_bad_inputs_fail_alone_with_one_line_each(tmp_path):
@@ -94,14 +147,71 @@ def test_bad_inputs_fail_alone_with_one_line_each(tmp_path):
     out = tmp_path / "out"
     result = CliRunner().invoke(app, ["recognize", str(inputs), "-o", str(out), "--device", "cpu"])
     assert result.exit_code == 1, result.output
+    assert len(bad) + len(good) + 1 >= 30
     err_lines = result.stderr.splitlines()
     for name in bad:
         mentions = [line for line in err_lines if name in line]
         assert len(mentions) == 1, (name, mentions)
         assert not (out / (os.path.splitext(name)[0] + ".txt")).exists()
+    if has_poppler():
+        assert "password" in next(line for line in err_lines if "encrypted.pdf" in line)
+        assert "no pages" in next(line for line in err_lines if "no-pages.pdf" in line)
     for name in good:
         assert (out / (os.path.splitext(name)[0] + ".txt")).exists(), name
     assert f"{len(good)} done, {len(bad)} failed" in result.stderr
     assert "limit" in next(line for line in err_lines if "bomb.png" in line)
     assert (out / "blank.txt").read_text() == ""
     assert not [p for p in out.rglob("*") if p.name.startswith(".")]  # no temporary files left
+
+
+def test_corrupt_tiff_frame_loses_only_that_page(tmp_path):
+    page = Image.fromarray(render_page(["A short note", "on two lines"], size=30, width=700))
+    path = tmp_path / "scan.tif"
+    path.write_bytes(_tiff_with_corrupt_frame(page))
+    result = CliRunner().invoke(app, ["recognize", str(path), "-f", "json", "-f", "txt"])
+    assert result.exit_code == 1
+    messages = [line for line in result.stderr.splitlines() if "scan.tif" in line]
+    assert len(messages) == 1 and "page 2" in messages[0] and "other pages were transcribed" in messages[0]
+    doc = json.loads((tmp_path / "scan.json").read_text(encoding="utf-8"))
+    assert [p["number"] for p in doc["pages"]] == [1, 3]
+    assert len(doc["errors"]) == 1 and "page 2" in doc["errors"][0]
+    assert (tmp_path / "scan.txt").read_text(encoding="utf-8").count("\f") == 1
+
+
+def test_file_vanishing_between_listing_and_reading(tmp_path):
+    from conftest import FakeRecognizer
+    from ocrcli.config import RunConfig
+    from ocrcli.inputs import resolve_inputs
+    from ocrcli.output import RunInfo
+    from ocrcli.pipeline import run_batch
+
+    png = _png_bytes(Image.fromarray(render_page(["gone soon"], size=30, width=500)))
+    for name in ("a.png", "b.png", "c.png"):
+        (tmp_path / name).write_bytes(png)
+    files = resolve_inputs([str(tmp_path)]).files
+    (tmp_path / "b.png").unlink()  # removed after the listing, before it is read
+    outcomes = list(run_batch(files, RunConfig(), FakeRecognizer(), RunInfo("fake", "0" * 64, "cpu")))
+    assert [o.error is None for o in outcomes] == [True, False, True]
+    assert "b.png" in outcomes[1].error and "No such file" in outcomes[1].error
+    assert (tmp_path / "a.txt").exists() and (tmp_path / "c.txt").exists() and not (tmp_path / "b.txt").exists()
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="running as root: file permissions do not stop root from reading")
+def test_unreadable_file_fails_alone(tmp_path):
+    png = _png_bytes(Image.fromarray(render_page(["locked"], size=30, width=400)))
+    (tmp_path / "ok.png").write_bytes(png)
+    locked = tmp_path / "locked.png"
+    locked.write_bytes(png)
+    locked.chmod(0)
+    result = CliRunner().invoke(app, ["recognize", str(tmp_path)])
+    assert result.exit_code == 1
+    assert "locked.png" in result.stderr and "ermission denied" in result.stderr
+    assert (tmp_path / "ok.txt").exists() and not (tmp_path / "locked.txt").exists()
+
+
+def test_bad_file_with_newline_in_name_gives_one_line(tmp_path):
+    (tmp_path / "bad\nname.png").write_bytes(b"not an image")
+    result = CliRunner().invoke(app, ["recognize", str(tmp_path), "-q"])
+    assert result.exit_code == 1
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and "bad\\nname.png" in lines[0]

@@ -8,7 +8,7 @@ from PIL import Image
 from conftest import LINES, render_page
 from ocrcli.config import RunConfig
 from ocrcli.inputs import resolve_inputs
-from ocrcli.output import RunInfo, atomic_write_text
+from ocrcli.output import RunInfo, atomic_write
 from ocrcli.pipeline import output_paths, run_batch
 
 RUN = RunInfo("fake", "0" * 64, "cpu")
@@ -99,7 +99,7 @@ def test_save_stages_writes_each_stage_and_the_lines(tmp_path, fake_recognizer, 
 
 def test_atomic_write_leaves_no_partial_file(tmp_path, monkeypatch):
     target = tmp_path / "out.txt"
-    atomic_write_text(target, "first\n")
+    atomic_write(target, "first\n")
 
     class Boom(Exception):
         pass
@@ -113,7 +113,7 @@ def test_atomic_write_leaves_no_partial_file(tmp_path, monkeypatch):
 
     monkeypatch.setattr(os, "replace", failing_replace)
     try:
-        atomic_write_text(target, "second\n")
+        atomic_write(target, "second\n")
     except Boom:
         pass
     monkeypatch.setattr(os, "replace", real_replace)

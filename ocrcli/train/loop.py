@@ -47,6 +47,7 @@ class TrainConfig:
     threads: int | None = None
     max_minutes: float | None = None
     init_from: Path | None = None  # start from a model file's weights (fine-tuning)
+    precision: str = "auto"  # "fp32", "bf16" (autocast; weights stay fp32) or "auto"
     notes: dict = field(default_factory=dict)
 
 
@@ -59,6 +60,25 @@ def _lr_at(step: int, cfg: TrainConfig) -> float:
         return cfg.lr * (step + 1) / cfg.warmup
     progress = min(1.0, (step - cfg.warmup) / max(1, cfg.steps - cfg.warmup))
     return cfg.lr * (0.02 + 0.98 * 0.5 * (1 + math.cos(math.pi * progress)))
+
+
+def cpu_has_bf16() -> bool:
+    """True when the CPU computes bfloat16 natively (AVX512-BF16 or AMX); emulated bf16 is slower than fp32."""
+    try:
+        flags = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return False
+    return "avx512_bf16" in flags or "amx_bf16" in flags
+
+
+def resolve_precision(precision: str, device: str) -> str:
+    if precision not in ("auto", "fp32", "bf16"):
+        raise ValueError(f"precision must be auto, fp32 or bf16, not {precision!r}")
+    if precision != "auto":
+        return precision
+    if device.startswith("cuda"):
+        return "bf16" if torch.cuda.is_bf16_supported() else "fp32"
+    return "bf16" if cpu_has_bf16() else "fp32"
 
 
 def _stratified(samples: list[LineSample], limit: int, seed: int) -> list[LineSample]:
@@ -107,6 +127,8 @@ def train(cfg: TrainConfig) -> Path:
     cv2.setNumThreads(1)
     torch.set_flush_denormal(True)  # denormal floats make CPU training crawl as weights shrink  # OpenCV's own pool would fight torch's for the same cores
     torch.manual_seed(cfg.seed)
+    precision = resolve_precision(cfg.precision, cfg.device)
+    autocast_device = "cuda" if cfg.device.startswith("cuda") else "cpu"
     charset = Charset(DEFAULT_ALPHABET)
     spec = CRNNSpec(num_classes=charset.num_classes, height=cfg.height, channels=cfg.channels, hidden=cfg.hidden)
     model = CRNN(spec).to(cfg.device)
@@ -132,7 +154,8 @@ def train(cfg: TrainConfig) -> Path:
     for tsv in cfg.train_tsvs:
         train_samples += load_lines(tsv, charset, spec.height)
     val_samples = _stratified(load_lines(cfg.val_tsv, charset, spec.height), cfg.val_limit, cfg.seed)
-    _log(f"{len(train_samples)} training lines, {len(val_samples)} validation lines, {sum(p.numel() for p in model.parameters())/1e6:.2f}M parameters")
+    _log(f"{len(train_samples)} training lines, {len(val_samples)} validation lines, "
+         f"{sum(p.numel() for p in model.parameters())/1e6:.2f}M parameters, {precision} on {cfg.device}")
 
     synth = None
     if cfg.fonts_dir and cfg.synth_fraction > 0:
@@ -177,8 +200,10 @@ def train(cfg: TrainConfig) -> Path:
             x, w = collate(images, spec.width_stride)
             targets = torch.tensor([k for t in texts for k in charset.encode(t)], dtype=torch.long)
             target_lengths = torch.tensor([len(t) for t in texts], dtype=torch.long)
-            out = model(x.to(cfg.device))
-            loss = ctc(out.float().cpu() if cfg.device != "cpu" else out, targets, model.output_lengths(w), target_lengths)
+            with torch.autocast(autocast_device, dtype=torch.bfloat16, enabled=precision == "bf16"):
+                out = model(x.to(cfg.device))
+            # CTC in fp32 (on the CPU for CUDA runs: its loss is deterministic there).
+            loss = ctc(out.float().cpu(), targets, model.output_lengths(w), target_lengths)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             torch.nn.utils.clip_grad_norm_(model.parameters(), 5.0)
@@ -207,7 +232,7 @@ def train(cfg: TrainConfig) -> Path:
                         "trained_steps": state["step"], "lines_seen": state["lines_seen"],
                         "train_seconds": round(state["seconds"]), "val_subset_cer": round(cer, 4),
                         "train_data": [str(p) for p in cfg.train_tsvs], "synthetic_fraction": cfg.synth_fraction if synth else 0.0,
-                        "device": cfg.device, "torch": torch.__version__, **cfg.notes})
+                        "device": cfg.device, "precision": precision, "torch": torch.__version__, **cfg.notes})
                     save_model(best_path, model.state_dict(), info)
                     _log(f"new best -> {best_path}")
                 else:
