@@ -6,7 +6,7 @@ OCR     := $(VENV)/bin/ocr
 # The CPU build of torch (a local wheel on the project's machines; a small download elsewhere).
 TORCH   ?= torch==2.13.0
 
-.PHONY: setup demo test bench clean
+.PHONY: setup demo test bench fuzz clean
 
 setup: $(VENV)/.installed
 
@@ -26,6 +26,11 @@ test: setup
 
 bench: setup
 	$(PY) scripts/bench.py
+
+# A long fuzzing run of decoding + preprocessing + segmentation (the tests run 100 examples).
+FUZZ_EXAMPLES ?= 5000
+fuzz: setup
+	OCRCLI_FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) $(PY) -m pytest -q tests/test_fuzz.py -W error::RuntimeWarning
 
 clean:
 	rm -rf $(VENV) .pytest_cache build *.egg-info demo-output

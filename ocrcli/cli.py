@@ -140,6 +140,9 @@ def recognize(
 
 def _recognize(paths, files_from, null, fmt, output_dir, stdout, layout, device, model, dpi, save_stages, overwrite,
                no_exif, no_upscale, no_deskew, no_binarize, no_denoise, batch_size, review_below, quiet) -> int:
+    from ocrcli.runtime import limit_memory
+
+    limit_memory()
     from ocrcli.config import PreprocessConfig, RecognizeConfig, RunConfig
     from ocrcli.inputs import resolve_inputs
 
@@ -267,6 +270,9 @@ def eval_cmd(
             from ocrcli.errors import NoInputError
 
             raise NoInputError(f"{data}: no such file")
+        from ocrcli.runtime import limit_memory
+
+        limit_memory()
         report = evaluate_lines(data, model, device, limit, batch_size)
         print_line_report(report, verbose, by_confidence)
     except OcrError as exc:

@@ -47,9 +47,11 @@ def _check_size(path: Path, width: int, height: int) -> None:
 
 def _image_pages(path: Path, exif: bool, on_page_error: Callable[[InputError], None] | None) -> Iterator[Page]:
     Image.MAX_IMAGE_PIXELS = MAX_PIXELS  # PIL's own bomb check, as a second line of defence
-    warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # _check_size reports it instead
     try:
-        with Image.open(path) as im:
+        with warnings.catch_warnings():  # _check_size reports big images itself, with a hint
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            opened = Image.open(path)
+        with opened as im:
             _check_size(path, *im.size)
             frames = getattr(im, "n_frames", 1)
             for number, frame in enumerate(ImageSequence.Iterator(im), start=1):
@@ -57,8 +59,8 @@ def _image_pages(path: Path, exif: bool, on_page_error: Callable[[InputError], N
                 try:
                     orientation = frame.getexif().get(0x0112, 1) if exif and frames == 1 else 1
                     gray = _to_gray(ImageOps.exif_transpose(frame) if orientation not in (1, None) else frame)
-                except (OSError, ValueError, SyntaxError) as exc:
-                    error = InputError(f"{path}: page {number} could not be decoded ({exc})")
+                except Exception as exc:  # noqa: BLE001 - PIL's decoders raise many types on damaged data
+                    error = InputError(f"{path}: page {number} could not be decoded ({_describe(exc)})")
                     if on_page_error is None or frames == 1:
                         raise error from None
                     on_page_error(error)  # a damaged frame among good ones: the others are still read
@@ -74,8 +76,13 @@ def _image_pages(path: Path, exif: bool, on_page_error: Callable[[InputError], N
     except Image.DecompressionBombError:
         raise InputError(f"{path}: image is over the {MAX_PIXELS // 1_000_000} MP limit (decompression-bomb guard)",
                          hint="downscale it first, e.g. to 300 dpi") from None
-    except (OSError, ValueError, SyntaxError) as exc:
-        raise InputError(f"{path}: image could not be decoded ({exc})") from None
+    except Exception as exc:  # noqa: BLE001 - PIL raises TypeError, KeyError, struct.error... on damaged headers
+        raise InputError(f"{path}: image could not be decoded ({_describe(exc)})") from None
+
+
+def _describe(exc: Exception) -> str:
+    text = " ".join(str(exc).split())[:160]
+    return text if isinstance(exc, OSError) and text else f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
 
 def _pdf_pages(path: Path, dpi: int, on_page_error: Callable[[InputError], None] | None) -> Iterator[Page]:
@@ -85,7 +92,8 @@ def _pdf_pages(path: Path, dpi: int, on_page_error: Callable[[InputError], None]
     except ImportError:  # pragma: no cover - a declared dependency
         raise InputError(f"{path}: PDF support needs the pdf2image package") from None
     try:
-        info = pdfinfo_from_path(str(path))
+        # An absolute path: a name starting with '-' must never look like an option to poppler.
+        info = pdfinfo_from_path(str(path.absolute()))
     except PDFInfoNotInstalledError:
         raise InputError(f"{path}: PDF support needs poppler", hint="apt-get install poppler-utils") from None
     except (PDFPageCountError, PDFSyntaxError, ValueError) as exc:
@@ -100,7 +108,7 @@ def _pdf_pages(path: Path, dpi: int, on_page_error: Callable[[InputError], None]
         raise InputError(f"{path}: PDF has no pages")
     for number in range(1, count + 1):  # one page at a time keeps memory flat for long PDFs
         try:
-            images = convert_from_path(str(path), dpi=dpi, first_page=number, last_page=number, grayscale=True)
+            images = convert_from_path(str(path.absolute()), dpi=dpi, first_page=number, last_page=number, grayscale=True)
         except Exception as exc:  # pdf2image surfaces poppler failures as assorted exception types
             images, detail = [], f" ({' '.join(str(exc).split())[:160]})"
         else:

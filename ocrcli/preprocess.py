@@ -100,7 +100,7 @@ def estimate_skew(ink: np.ndarray, max_degrees: float) -> float:
     h, w = ink.shape
     scale = min(1.0, 800 / max(h, w))
     small = cv2.resize(ink, (max(1, round(w * scale)), max(1, round(h * scale))), interpolation=cv2.INTER_AREA)
-    if small.max() == 0:
+    if small.max() == 0 or min(small.shape) < 3:  # nothing to level on a blank page or a sliver
         return 0.0
     coarse = np.arange(-max_degrees, max_degrees + 0.01, 1.0)
     best = max(coarse, key=lambda a: _profile_score(small, a))

@@ -77,6 +77,8 @@ def line_pitch(ink: np.ndarray, letter: float) -> float:
     if not peaks:
         return 3.0 * letter
     best = max(corr[i] for i in peaks)
+    if best <= 0:  # no repeating rows at all (a single line): fall back to the typical pitch
+        return 3.0 * letter
     first = next(i for i in peaks if corr[i] >= 0.7 * best)
     return float(first + 1)
 

@@ -1,8 +1,10 @@
 import json
 
+import numpy as np
 import pytest
 import torch
 
+from conftest import MODEL
 from ocrcli.errors import ModelError
 from ocrcli.recognize.model import CRNN, CRNNSpec
 from ocrcli.recognize.weights import FORMAT_VERSION, ModelInfo, load_model, read_metadata, save_model
@@ -65,3 +67,27 @@ def test_newer_format_and_mismatched_charset_are_refused(tmp_path):
     _rewrite_metadata(path, alphabet="abcdef")
     with pytest.raises(ModelError, match="charset"):
         load_model(path)
+
+
+def test_wide_lines_are_read_in_bounded_pieces(monkeypatch):
+    """A line many times wider than a piece gives the same text as reading it whole."""
+    from conftest import render_line
+    from ocrcli.recognize import engine
+
+    if not MODEL.is_file():
+        pytest.skip("shipped model missing")
+    rec = engine.Recognizer(MODEL, "cpu")
+    line = np.hstack([render_line("Wide line number one two three")] * 6)
+    whole = rec.recognize([line])[0]
+    widths = []
+    forward = rec.model.forward
+    monkeypatch.setattr(rec.model, "forward", lambda x: (widths.append(x.shape[-1]), forward(x))[1])
+    monkeypatch.setattr(engine, "CHUNK_WIDTH", 512)
+    pieces = rec.recognize([line])[0]
+    assert max(widths) <= 512 and len(widths) >= 1
+    assert whole.text and len(pieces.char_x) == len(pieces.text)
+    from ocrcli.metrics import ErrorCounter
+
+    counter = ErrorCounter()
+    counter.add(pieces.text, whole.text)
+    assert counter.cer < 0.05, (pieces.text, whole.text)

@@ -83,23 +83,25 @@ class Recognizer:
         return self.model_path.stem
 
     def recognize(self, crops: list[np.ndarray]) -> list[LineText]:
-        """Text and confidence for each crop (uint8 grayscale, dark ink on light paper)."""
+        """Text and confidence for each crop (uint8 grayscale, dark ink on light paper).
+
+        Lines wider than ``CHUNK_WIDTH`` model pixels are cut into overlapping pieces, so memory and
+        time stay bounded whatever the input; the pieces' frames are stitched before decoding.
+        """
         torch = self._torch
         spec = self.model.spec
-        results: list[LineText | None] = [None] * len(crops)
-        prepared = [normalize_line(c, spec.height) if c.size else None for c in crops]
-        order = sorted((i for i, p in enumerate(prepared) if p is not None), key=lambda i: prepared[i].shape[1])
-        for i, p in enumerate(prepared):
-            if p is None:
-                results[i] = LineText("", 0.0)
         stride = spec.width_stride
+        results: list[LineText] = [LineText("", 0.0)] * len(crops)
+        prepared = [normalize_line(c, spec.height, max_width=MAX_LINE_WIDTH) if c.size else None for c in crops]
+        pieces = [(i, start, piece) for i, p in enumerate(prepared) if p is not None for start, piece in _chunks(p, stride)]
+        order = sorted(range(len(pieces)), key=lambda k: pieces[k][2].shape[1])
+        frames: list[list[tuple[int, np.ndarray]]] = [[] for _ in crops]
         with torch.inference_mode():
-            for start in range(0, len(order), self.batch_size):
-                idx = order[start:start + self.batch_size]
-                width = -(-max(prepared[i].shape[1] for i in idx) // stride) * stride
+            for idx in _batches(order, [pieces[k][2].shape[1] for k in order], self.batch_size):
+                width = -(-max(pieces[k][2].shape[1] for k in idx) // WIDTH_STEP) * WIDTH_STEP
                 batch = np.zeros((len(idx), 1, spec.height, width), np.float32)
-                for j, i in enumerate(idx):
-                    batch[j, 0, :, : prepared[i].shape[1]] = prepared[i]
+                for j, k in enumerate(idx):
+                    batch[j, 0, :, : pieces[k][2].shape[1]] = pieces[k][2]
                 x = torch.from_numpy(batch).to(self.device)
                 if self.device.startswith("cuda"):
                     x = x.half()
@@ -107,10 +109,61 @@ class Recognizer:
                     out = self.model(x).float().cpu().numpy()
                 except RuntimeError as exc:
                     raise ModelError(f"{self.model_path}: recognition failed ({str(exc)[:200]})") from None
-                for j, i in enumerate(idx):
-                    steps = max(1, prepared[i].shape[1] // stride)
-                    decoded = greedy_decode(out[:steps, j])
-                    scale = stride * crops[i].shape[1] / prepared[i].shape[1]  # frame -> crop pixels
-                    xs = tuple((f + 0.5) * scale for f in decoded.frames)
-                    results[i] = LineText(self.charset.decode(decoded.labels), decoded.confidence, xs, tuple(decoded.probs))
-        return results  # type: ignore[return-value]
+                for j, k in enumerate(idx):
+                    i, start, piece = pieces[k]
+                    frames[i].append((start, out[: max(1, piece.shape[1] // stride), j]))
+        for i, parts in enumerate(frames):
+            if not parts:
+                continue
+            decoded = greedy_decode(_stitch(sorted(parts, key=lambda p: p[0]), stride))
+            scale = stride * crops[i].shape[1] / prepared[i].shape[1]  # frame -> crop pixels
+            xs = tuple((f + 0.5) * scale for f in decoded.frames)
+            results[i] = LineText(self.charset.decode(decoded.labels), decoded.confidence, xs, tuple(decoded.probs))
+        return results
+
+
+CHUNK_WIDTH = 2048  # model pixels per piece of a wide line (512 frames at stride 4)
+CHUNK_OVERLAP = 128  # pixels shared by neighbouring pieces; each keeps the half nearer its own centre
+MAX_LINE_WIDTH = 200_000  # wider normalised lines are squeezed: nothing real is this long
+
+
+BATCH_PIXELS = 6_144  # most padded width in one batch (x model height): bounds activation memory
+WIDTH_STEP = 128  # batches are padded to a multiple of this: few distinct shapes for the kernels to cache
+
+
+def _batches(order: list[int], widths: list[int], batch_size: int) -> list[list[int]]:
+    """Consecutive runs of ``order`` (sorted by width) of at most ``batch_size`` lines and
+    ``BATCH_PIXELS`` padded columns, so a batch of long lines is smaller than one of short lines."""
+    batches, current, widest = [], [], 0
+    for k, w in zip(order, widths):
+        if current and (len(current) >= batch_size or max(widest, w) * (len(current) + 1) > BATCH_PIXELS):
+            batches.append(current)
+            current, widest = [], 0
+        current.append(k)
+        widest = max(widest, w)
+    if current:
+        batches.append(current)
+    return batches
+
+
+def _chunks(line: np.ndarray, stride: int) -> list[tuple[int, np.ndarray]]:
+    """(start, piece) pairs covering a normalised line; one piece unless it is wider than CHUNK_WIDTH."""
+    width = line.shape[1]
+    if width <= CHUNK_WIDTH:
+        return [(0, line)]
+    step = CHUNK_WIDTH - CHUNK_OVERLAP
+    starts = list(range(0, width - CHUNK_OVERLAP, step))
+    return [(s, line[:, s:s + CHUNK_WIDTH]) for s in starts]
+
+
+def _stitch(parts: list[tuple[int, np.ndarray]], stride: int) -> np.ndarray:
+    """Join the pieces' (T, C) frames into one line's frames, cutting each overlap in its middle."""
+    if len(parts) == 1:
+        return parts[0][1]
+    half = CHUNK_OVERLAP // 2 // stride
+    kept = []
+    for n, (start, out) in enumerate(parts):
+        lo = 0 if n == 0 else half
+        hi = len(out) if n == len(parts) - 1 else len(out) - half
+        kept.append(out[lo:hi])
+    return np.concatenate(kept)
