@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import warnings
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -76,6 +77,10 @@ def _image_pages(path: Path, exif: bool, on_page_error: Callable[[InputError], N
     except Image.DecompressionBombError:
         raise InputError(f"{path}: image is over the {MAX_PIXELS // 1_000_000} MP limit (decompression-bomb guard)",
                          hint="downscale it first, e.g. to 300 dpi") from None
+    except OSError as exc:
+        if exc.errno in (errno.EACCES, errno.EPERM, errno.ENOENT, errno.ELOOP, errno.EISDIR, errno.EIO):
+            raise InputError(f"{path}: cannot read ({exc.strerror})") from None
+        raise InputError(f"{path}: image could not be decoded ({_describe(exc)})") from None
     except Exception as exc:  # noqa: BLE001 - PIL raises TypeError, KeyError, struct.error... on damaged headers
         raise InputError(f"{path}: image could not be decoded ({_describe(exc)})") from None
 

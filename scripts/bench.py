@@ -1,14 +1,20 @@
 """`make bench`: speed and memory of ocrcli on this machine, printed as one table.
 
 Rows: `ocr --help` start-up, first result for one image (model load included), line throughput and
-CER (pre-cropped lines, --layout line path), whole-page time with its split by stage, peak RSS.
-Uses ../shared/data when present (a fixed 1000-line val subset), else the committed fixture lines.
+CER (pre-cropped lines, --layout line path), whole-page time with its split by stage, peak RSS of
+the line run, the page run and a 300-page PDF. Uses ../shared/data when present (a fixed 1000-line
+val subset and every 6th validation page), else the committed fixture lines and the sample pages.
+
+With ../shared/tools present (and BENCH_PEERS not 0), the same lines and pages also go through
+RapidOCR (PP-OCRv6) and Tesseract via shared/tools/peers.py, side by side in the same table.
+BENCH_PDF_PAGES sets the size of the long-PDF run (default 300; 0 skips it).
 """
 
 from __future__ import annotations
 
 import os
 import random
+import shutil
 import statistics
 import subprocess
 import sys
@@ -72,6 +78,77 @@ def page_split(pages: list[Path]) -> dict[str, float]:
     return {k: v / max(n, 1) for k, v in totals.items()}
 
 
+def tsv_rows(tsv: Path) -> list[tuple[str, str]]:
+    rows = []
+    for raw in tsv.read_text(encoding="utf-8").splitlines():
+        parts = raw.split("\t")
+        path = Path(parts[0]) if Path(parts[0]).is_absolute() else tsv.parent / parts[0]
+        rows.append((str(path), parts[1]))
+    return rows
+
+
+def peer_python() -> Path | None:
+    """The peers' venv (installed by shared/tools/setup_peers.sh), or None when unavailable."""
+    tools = ROOT.parent / "shared" / "tools"
+    if os.environ.get("BENCH_PEERS", "1") == "0" or not (tools / "peers.py").exists():
+        return None
+    venv = Path(os.environ.get("PEERS_VENV", "/tmp/peers-venv"))
+    if not (venv / "bin" / "python").exists() or not shutil.which("tesseract"):
+        subprocess.run(["bash", str(tools / "setup_peers.sh"), str(venv)], check=True, stdout=sys.stderr)
+    return venv / "bin" / "python"
+
+
+def run_peer(python: Path, engine: str, mode: str, paths: list[str]) -> tuple[list[str], float]:
+    """Texts from a peer engine and the wall time of its run (model load excluded: peers.py times each image)."""
+    with tempfile.NamedTemporaryFile("w", suffix=".txt", delete=False) as fh:
+        fh.write("\n".join(paths) + "\n")
+    out = subprocess.run([str(python), str(ROOT.parent / "shared" / "tools" / "peers.py"), engine, mode, "--list", fh.name],
+                         capture_output=True, text=True, check=True).stdout
+    os.unlink(fh.name)
+    texts, seconds = [], 0.0
+    for row in out.splitlines():
+        _, text, secs = row.rsplit("\t", 2)
+        texts.append(text.replace("\\n", "\n"))
+        seconds += float(secs)
+    return texts, seconds
+
+
+def cer_of(texts: list[str], refs: list[str]) -> float:
+    sys.path.insert(0, str(ROOT))
+    from ocrcli.metrics import ErrorCounter
+    from ocrcli.recognize.charset import normalize_text
+
+    counter = ErrorCounter()
+    for hyp, ref in zip(texts, refs):
+        counter.add(normalize_text(hyp), normalize_text(ref))
+    return counter.cer
+
+
+def page_references(pages: list[Path]) -> list[str] | None:
+    """Reference page texts (lines in order) from shared/data/pages.jsonl, when it is there."""
+    import json
+
+    index = ROOT.parent / "shared" / "data" / "pages.jsonl"
+    if not index.exists():
+        return None
+    refs = {}
+    for raw in index.read_text(encoding="utf-8").splitlines():
+        rec = json.loads(raw)
+        refs[(index.parent / rec["image"]).resolve()] = "\n".join(line["text"] for line in rec["lines"])
+    return [refs.get(p.resolve(), "") for p in pages]
+
+
+def long_pdf(pages: list[Path], count: int, folder: Path) -> Path:
+    """A ``count``-page PDF made by repeating the given page images (at 150 dpi page size)."""
+    from PIL import Image
+
+    path = folder / f"long-{count}.pdf"
+    images = [Image.open(p).convert("L") for p in pages]
+    frames = [images[i % len(images)] for i in range(count)]
+    frames[0].save(path, format="PDF", save_all=True, append_images=frames[1:], resolution=150)
+    return path
+
+
 def main() -> None:
     rows: list[tuple[str, str]] = []
     helps = []
@@ -95,6 +172,15 @@ def main() -> None:
         rows.append(("  CER on those lines", cer[-1].split("│")[4].strip() if "│" in cer[-1] else cer[-1]))
     _, rss_lines = child_peak_rss_mb([*OCR, "eval", str(tsv), "--device", "cpu"])
     rows.append(("  peak RSS, line run", f"{rss_lines:.0f} MB"))
+    ours_lps = float(summary.split("(")[1].split()[0]) if "(" in summary else 0.0
+    peers = peer_python()
+    line_rows = tsv_rows(tsv)
+    if peers:
+        for engine in ("rapidocr", "tesseract"):
+            texts, seconds = run_peer(peers, engine, "line", [p for p, _ in line_rows])
+            lps = len(texts) / max(seconds, 1e-9)
+            rows.append((f"{engine} line recognition, same lines", f"{lps:.1f} lines/s, CER {100 * cer_of(texts, [t for _, t in line_rows]):.2f}%"))
+            rows.append((f"  ocrcli / {engine} throughput", f"{ours_lps / max(lps, 1e-9):.2f}x"))
 
     pages_dir = ROOT.parent / "shared" / "data" / "pages"
     pages = sorted(pages_dir.glob("*/*.jpg"))[::6] if pages_dir.exists() else sample
@@ -104,7 +190,26 @@ def main() -> None:
         rows.append((f"  {k}", f"{v:.3f} s"))
     with tempfile.TemporaryDirectory() as tmp:
         seconds, rss_pages = child_peak_rss_mb([*OCR, "recognize", *map(str, pages), "-o", tmp, "-q", "--device", "cpu"])
+        refs = page_references(pages)
+        if refs:
+            outs = [Path(tmp) / (p.stem + ".txt") for p in pages]
+            outs = [o if o.exists() else Path(tmp) / (p.name + ".txt") for o, p in zip(outs, pages)]  # same-stem inputs
+            texts = [o.read_text(encoding="utf-8").replace("\f", "\n") for o in outs]
+            rows.append(("  page CER (lines in reading order)", f"{100 * cer_of(texts, refs):.2f}%"))
+    rows.append((f"  whole page via the CLI, {len(pages)} pages, model load included", f"{seconds / len(pages):.2f} s/page"))
     rows.append(("  peak RSS, page run", f"{rss_pages:.0f} MB"))
+    if peers:
+        texts, secs = run_peer(peers, "rapidocr", "page", [str(p) for p in pages])
+        rows.append(("rapidocr whole page, same pages", f"{secs / len(pages):.2f} s/page"
+                     + (f", page CER {100 * cer_of(texts, refs):.2f}%" if refs else "")))
+
+    n_pdf = int(os.environ.get("BENCH_PDF_PAGES", "300"))
+    if n_pdf:
+        with tempfile.TemporaryDirectory() as tmp:
+            pdf = long_pdf(pages, n_pdf, Path(tmp))
+            seconds, rss_pdf = child_peak_rss_mb([*OCR, "recognize", str(pdf), "-o", tmp, "-q", "--device", "cpu"])
+        rows.append((f"{n_pdf}-page PDF (pages rendered one at a time at 200 dpi)", f"{seconds:.0f} s, {seconds / n_pdf:.2f} s/page"))
+        rows.append(("  peak RSS, long PDF run", f"{rss_pdf:.0f} MB"))
 
     width = max(len(r[0]) for r in rows)
     print(f"ocrcli bench ({os.cpu_count()} CPUs, torch threads default)")

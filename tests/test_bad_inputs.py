@@ -196,7 +196,30 @@ def test_file_vanishing_between_listing_and_reading(tmp_path):
     assert (tmp_path / "a.txt").exists() and (tmp_path / "c.txt").exists() and not (tmp_path / "b.txt").exists()
 
 
-@pytest.mark.skipif(os.geteuid() == 0, reason="running as root: file permissions do not stop root from reading")
+def test_permission_denied_fails_alone(tmp_path, monkeypatch):
+    """The same as the next test, for runs as root (CI): opening the file raises EACCES."""
+    import ocrcli.pages
+
+    png = _png_bytes(Image.fromarray(render_page(["locked"], size=30, width=400)))
+    (tmp_path / "ok.png").write_bytes(png)
+    (tmp_path / "locked.png").write_bytes(png)
+    real_open = ocrcli.pages.Image.open
+
+    def guarded_open(path, *args, **kwargs):
+        if str(path).endswith("locked.png"):
+            raise PermissionError(13, "Permission denied", str(path))
+        return real_open(path, *args, **kwargs)
+
+    monkeypatch.setattr(ocrcli.pages.Image, "open", guarded_open)
+    result = CliRunner().invoke(app, ["recognize", str(tmp_path)])
+    assert result.exit_code == 1
+    line = next(line for line in result.stderr.splitlines() if "locked.png" in line)
+    assert line.endswith("locked.png: cannot read (Permission denied)")
+    assert (tmp_path / "ok.txt").exists() and not (tmp_path / "locked.txt").exists()
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="running as root: file permissions do not stop root from reading "
+                    "(test_permission_denied_fails_alone covers it by simulation)")
 def test_unreadable_file_fails_alone(tmp_path):
     png = _png_bytes(Image.fromarray(render_page(["locked"], size=30, width=400)))
     (tmp_path / "ok.png").write_bytes(png)
