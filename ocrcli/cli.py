@@ -254,13 +254,16 @@ def eval_cmd(
     limit: Annotated[Optional[int], typer.Option("--limit", help="Use only the first N lines.", min=1)] = None,
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Also list the most frequent character confusions.")] = False,
     by_confidence: Annotated[bool, typer.Option("--by-confidence", help="Also give CER per decile of line confidence (does confidence predict errors?).")] = False,
+    pages: Annotated[bool, typer.Option("--pages", help="DATA is a pages.jsonl: run the whole pipeline on each page; report line recall/precision and page CER.")] = False,
+    compare: Annotated[Optional[list[str]], typer.Option("--compare", help="With --pages: NAME=TSV output of shared/tools/peers.py ... page, shown side by side (repeatable).")] = None,
     batch_size: Annotated[int, typer.Option("--batch-size", min=1, max=4096)] = 32,
 ) -> None:
     """Measure CER and WER on pre-cropped lines, per set and overall.
 
     Texts (reference and output) are normalised as in shared/data/DATA.md before comparing.
 
-    Example: ocr eval ../shared/data/val.tsv
+    Examples: ocr eval ../shared/data/val.tsv --by-confidence
+              ocr eval --pages ../shared/data/pages.jsonl --compare rapidocr=rapid.tsv
     """
     try:
         from ocrcli.evaluate import evaluate_lines, print_line_report
@@ -273,6 +276,17 @@ def eval_cmd(
         from ocrcli.runtime import limit_memory
 
         limit_memory()
+        if pages:
+            from ocrcli.evaluate import evaluate_pages, print_page_report
+
+            peers = {}
+            for item in compare or []:
+                name, sep, tsv = item.partition("=")
+                if not sep or not Path(tsv).is_file():
+                    raise UsageError(f"--compare {item!r}: expected NAME=TSV with an existing TSV")
+                peers[name] = Path(tsv)
+            print_page_report(evaluate_pages(data, model, device, limit, peers))
+            return
         report = evaluate_lines(data, model, device, limit, batch_size)
         print_line_report(report, verbose, by_confidence)
     except OcrError as exc:

@@ -4,6 +4,7 @@ import json
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 from PIL import Image
 from typer.testing import CliRunner
@@ -184,3 +185,26 @@ def test_models_lists_the_shipped_model():
     result = ocr("models")
     assert result.exit_code == 0, result.output
     assert f"{MODEL.name}  (default)" in result.stdout and "validation CER" in result.stdout
+
+
+def test_eval_pages_reports_line_finding_and_page_cer(tmp_path):
+    """`ocr eval --pages` on a tiny pages.jsonl made at test time: a page and its line boxes."""
+    lines = ["Dear Anna, thank you for the letter", "we arrived on Tuesday at noon and"]
+    image = render_page(lines, size=36, width=1200)
+    Image.fromarray(image).save(tmp_path / "p.png")
+    rows = np.where((image < 128).any(axis=1))[0]
+    groups = np.split(rows, np.where(np.diff(rows) > 5)[0] + 1)
+    refs = []
+    for text, g in zip(lines, groups):
+        cols = np.where((image[g[0]:g[-1] + 1] < 128).any(axis=0))[0]
+        x0, x1, y0, y1 = int(cols[0]), int(cols[-1]), int(g[0]), int(g[-1])
+        refs.append({"id": f"l{len(refs)}", "text": text, "polygon": [[x0, y0], [x1, y0], [x1, y1], [x0, y1]]})
+    (tmp_path / "pages.jsonl").write_text(json.dumps({"image": "p.png", "set": "synthetic", "lines": refs}) + "\n")
+    peer = tmp_path / "peer.tsv"
+    peer.write_text(f"{tmp_path / 'p.png'}\tDear Anna\\nwe arrived\t0.1\n")
+    result = ocr("eval", "--pages", tmp_path / "pages.jsonl", "--compare", f"other={peer}")
+    assert result.exit_code == 0, result.output
+    row = next(line for line in result.stdout.splitlines() if "synthetic" in line)
+    cells = [c.strip() for c in row.strip("│| ").split("│")]
+    assert cells[1:6] == ["1", "2", "2", "100.0%", "100.0%"]  # both lines found, nothing else
+    assert cells[-2].endswith("%") and float(cells[-2][:-1]) > 30  # the peer's page CER (half the text is missing)
