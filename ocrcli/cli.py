@@ -140,9 +140,10 @@ def recognize(
 
 def _recognize(paths, files_from, null, fmt, output_dir, stdout, layout, device, model, dpi, save_stages, overwrite,
                no_exif, no_upscale, no_deskew, no_binarize, no_denoise, batch_size, review_below, quiet) -> int:
-    from ocrcli.runtime import limit_memory
+    from ocrcli.runtime import limit_memory, quiet_decoders
 
     limit_memory()
+    quiet_decoders()
     from ocrcli.config import PreprocessConfig, RecognizeConfig, RunConfig
     from ocrcli.inputs import resolve_inputs
 

@@ -9,6 +9,7 @@ keeps memory flat at a cost of about 5% speed (measured: ``make bench`` and the 
 from __future__ import annotations
 
 import os
+import warnings
 
 ONEDNN_CACHE = "16"
 
@@ -16,3 +17,9 @@ ONEDNN_CACHE = "16"
 def limit_memory() -> None:
     """Bound oneDNN's kernel cache (a user's own ONEDNN_PRIMITIVE_CACHE_CAPACITY wins)."""
     os.environ.setdefault("ONEDNN_PRIMITIVE_CACHE_CAPACITY", ONEDNN_CACHE)
+
+
+def quiet_decoders() -> None:
+    """Pillow warns on stderr about damaged files it can still partly read ("Tag data larger than
+    file", truncated EXIF...); the CLI reports each file's problem in its own one-line error."""
+    warnings.filterwarnings("ignore", category=UserWarning, module=r"PIL\.")

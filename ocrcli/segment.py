@@ -26,11 +26,17 @@ class SegmentConfig:
     pad: float = 0.25  # crop margin around a line, in letter heights
 
 
-def remove_rules(ink: np.ndarray, letter: float) -> np.ndarray:
+def vertical_rules(ink: np.ndarray, letter: float) -> np.ndarray:
+    """Long straight vertical strokes: table rules, margins, borders."""
+    length = int(max(40, 10 * letter))
+    return cv2.morphologyEx(ink, cv2.MORPH_OPEN, cv2.getStructuringElement(cv2.MORPH_RECT, (1, length)))
+
+
+def remove_rules(ink: np.ndarray, letter: float, vertical: np.ndarray | None = None) -> np.ndarray:
     """Ink without long straight horizontal and vertical strokes (ruled lines, table rules, borders)."""
     length = int(max(40, 10 * letter))
     horizontal = cv2.morphologyEx(ink, cv2.MORPH_OPEN, cv2.getStructuringElement(cv2.MORPH_RECT, (length, 1)))
-    vertical = cv2.morphologyEx(ink, cv2.MORPH_OPEN, cv2.getStructuringElement(cv2.MORPH_RECT, (1, length)))
+    vertical = vertical_rules(ink, letter) if vertical is None else vertical
     rules = cv2.dilate(cv2.bitwise_or(horizontal, vertical), np.ones((3, 3), np.uint8))
     return cv2.bitwise_and(ink, cv2.bitwise_not(rules))
 
@@ -110,10 +116,16 @@ def find_lines(page: Page, cfg: SegmentConfig = SegmentConfig()) -> list[Line]:
     letter = text_height(ink)
     if letter is None:
         return []
-    clean = remove_rules(remove_border_blobs(ink), letter)
+    unbordered = remove_border_blobs(ink)
+    rules = vertical_rules(unbordered, letter)
+    clean = remove_rules(unbordered, letter, rules)
     pitch = line_pitch(clean, letter)
     smear_w = max(3, int(cfg.smear * pitch) | 1)
     smeared = cv2.dilate(clean, cv2.getStructuringElement(cv2.MORPH_RECT, (smear_w, 1)))
+    # Table rules and margins are walls: the cells of a table row are separate lines.
+    barrier = cv2.dilate(rules, np.ones((1, 5), np.uint8)) if rules.any() else None
+    if barrier is not None:
+        smeared[barrier > 0] = 0
     n, labels, stats, _ = cv2.connectedComponentsWithStats(smeared, connectivity=8)
     boxes: list[list[int]] = []
     for i in range(1, n):
@@ -128,13 +140,23 @@ def find_lines(page: Page, cfg: SegmentConfig = SegmentConfig()) -> list[Line]:
                     boxes.append([x + int(cols[0]), y + a, x + int(cols[-1]) + 1, y + b])
         else:
             boxes.append([x, y, x + w, y + h])
-    boxes = _merge_same_line(boxes, pitch * cfg.merge_gap)
+    boxes = _merge_same_line(boxes, pitch * cfg.merge_gap, barrier)
     boxes = [b for b in boxes if b[2] - b[0] >= cfg.min_width * pitch and b[3] - b[1] >= cfg.min_height * pitch]
     return [Line(BBox(*b)) for b in _reading_order(boxes)]
 
 
-def _merge_same_line(boxes: list[list[int]], gap: float) -> list[list[int]]:
-    """Join boxes that overlap vertically by more than half and sit within ``gap`` pixels of each other."""
+def _blocked(a: list[int], b: list[int], barrier: np.ndarray | None) -> bool:
+    """True when a rule stands in the horizontal gap between two boxes, at their common rows."""
+    if barrier is None:
+        return False
+    x0, x1 = min(a[2], b[2]), max(a[0], b[0])
+    y0, y1 = max(a[1], b[1]), min(a[3], b[3])
+    return x1 > x0 and y1 > y0 and bool(barrier[y0:y1, x0:x1].any())
+
+
+def _merge_same_line(boxes: list[list[int]], gap: float, barrier: np.ndarray | None = None) -> list[list[int]]:
+    """Join boxes that overlap vertically by more than half and sit within ``gap`` pixels of each
+    other, unless a rule of ``barrier`` separates them."""
     boxes = sorted(boxes, key=lambda b: b[0])
     merged = True
     while merged:
@@ -143,7 +165,8 @@ def _merge_same_line(boxes: list[list[int]], gap: float) -> list[list[int]]:
         for b in boxes:
             for m in out:
                 overlap = min(m[3], b[3]) - max(m[1], b[1])
-                if overlap > 0.5 * min(m[3] - m[1], b[3] - b[1]) and b[0] - m[2] < gap and m[0] - b[2] < gap:
+                if (overlap > 0.5 * min(m[3] - m[1], b[3] - b[1]) and b[0] - m[2] < gap and m[0] - b[2] < gap
+                        and not _blocked(m, b, barrier)):
                     m[:] = [min(m[0], b[0]), min(m[1], b[1]), max(m[2], b[2]), max(m[3], b[3])]
                     merged = True
                     break

@@ -49,3 +49,26 @@ def test_crops_hold_one_line_and_mask_neighbours():
         assert crop.image.shape[0] < 2.2 * line.bbox.height
         assert crop.box.x0 <= line.bbox.x0 and crop.box.x1 >= line.bbox.x1
         assert crop.image.shape == (crop.box.height, crop.box.width)
+
+
+def test_table_cells_split_at_vertical_rules():
+    """A register page: two columns of short entries with a ruled line between them, close enough
+    that the word smear alone would join each row into one line."""
+    from PIL import Image, ImageDraw, ImageFont
+
+    font = ImageFont.load_default(size=32)
+    im = Image.new("L", (1000, 700), 245)
+    draw = ImageDraw.Draw(im)
+    rows = [("1344", "Depot de piece"), ("1345", "Union Parisienne"), ("1346", "Saisie immobiliere"), ("1347", "Inventaire")]
+    for i, (number, text) in enumerate(rows):
+        y = 100 + i * 120
+        draw.text((80, y), number, fill=25, font=font)
+        draw.text((215, y), text, fill=25, font=font)
+    draw.line([(195, 40), (195, 660)], fill=30, width=3)  # the column rule, 100 px right of the numbers
+    page, lines = _lines(np.asarray(im), deskew=False)
+    rule = 195 * page.transform[0, 0]  # the rule's column in the preprocessed page (it may be upscaled)
+    assert len(lines) == 2 * len(rows)
+    for ln in lines:
+        assert ln.bbox.x1 <= rule or ln.bbox.x0 >= rule  # no line crosses the rule
+    # Reading order: row by row, the number before its entry.
+    assert [ln.bbox.x0 < rule for ln in lines] == [True, False] * len(rows)
