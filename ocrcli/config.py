@@ -25,6 +25,7 @@ class RecognizeConfig:
     model_path: Path | None = None  # None: the shipped default model
     device: str = "auto"
     batch_size: int = 32
+    precision: str = "auto"  # CPU: "bf16" autocast where the CPU computes it natively ("auto"), or "fp32"
 
 
 @dataclass(frozen=True)

@@ -8,8 +8,10 @@ keeps memory flat at a cost of about 5% speed (measured: ``make bench`` and the 
 
 from __future__ import annotations
 
+import functools
 import os
 import warnings
+from pathlib import Path
 
 ONEDNN_CACHE = "16"
 
@@ -23,3 +25,13 @@ def quiet_decoders() -> None:
     """Pillow warns on stderr about damaged files it can still partly read ("Tag data larger than
     file", truncated EXIF...); the CLI reports each file's problem in its own one-line error."""
     warnings.filterwarnings("ignore", category=UserWarning, module=r"PIL\.")
+
+
+@functools.lru_cache(maxsize=1)
+def cpu_has_bf16() -> bool:
+    """True when the CPU computes bfloat16 natively (AVX512-BF16 or AMX); emulated bf16 is slower than fp32."""
+    try:
+        flags = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return False
+    return "avx512_bf16" in flags or "amx_bf16" in flags

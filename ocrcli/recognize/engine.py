@@ -63,7 +63,10 @@ class LineText:
 class Recognizer:
     """Loads a model once and recognises batches of grayscale line crops."""
 
-    def __init__(self, model_path: Path | None = None, device: str = "auto", batch_size: int = 32) -> None:
+    def __init__(self, model_path: Path | None = None, device: str = "auto", batch_size: int = 32,
+                 precision: str = "auto") -> None:
+        """``precision``: "fp32", "bf16" (CPU: bfloat16 autocast) or "auto" (bf16 on CPUs that compute
+        it natively, fp32 on others; CUDA always runs the model in fp16)."""
         import torch
 
         self.model_path = Path(model_path) if model_path else default_model_path()
@@ -77,6 +80,11 @@ class Recognizer:
         self._torch = torch
         if self.device.startswith("cuda"):
             self.model.half()
+        if precision not in ("auto", "fp32", "bf16"):
+            raise ValueError(f"precision must be auto, fp32 or bf16, not {precision!r}")
+        from ocrcli.runtime import cpu_has_bf16
+
+        self.cpu_bf16 = self.device == "cpu" and (precision == "bf16" or (precision == "auto" and cpu_has_bf16()))
 
     @property
     def model_id(self) -> str:
@@ -106,7 +114,8 @@ class Recognizer:
                 if self.device.startswith("cuda"):
                     x = x.half()
                 try:
-                    out = self.model(x).float().cpu().numpy()
+                    with torch.autocast("cpu", dtype=torch.bfloat16, enabled=self.cpu_bf16):
+                        out = self.model(x).float().cpu().numpy()
                 except RuntimeError as exc:
                     raise ModelError(f"{self.model_path}: recognition failed ({str(exc)[:200]})") from None
                 for j, k in enumerate(idx):

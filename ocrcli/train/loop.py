@@ -15,6 +15,7 @@ import numpy as np
 import torch
 
 from ocrcli.metrics import ErrorCounter
+from ocrcli.runtime import cpu_has_bf16
 from ocrcli.recognize.charset import DEFAULT_ALPHABET, Charset
 from ocrcli.recognize.decode import greedy_decode
 from ocrcli.recognize.lineimage import normalize_line
@@ -60,15 +61,6 @@ def _lr_at(step: int, cfg: TrainConfig) -> float:
         return cfg.lr * (step + 1) / cfg.warmup
     progress = min(1.0, (step - cfg.warmup) / max(1, cfg.steps - cfg.warmup))
     return cfg.lr * (0.02 + 0.98 * 0.5 * (1 + math.cos(math.pi * progress)))
-
-
-def cpu_has_bf16() -> bool:
-    """True when the CPU computes bfloat16 natively (AVX512-BF16 or AMX); emulated bf16 is slower than fp32."""
-    try:
-        flags = Path("/proc/cpuinfo").read_text()
-    except OSError:
-        return False
-    return "avx512_bf16" in flags or "amx_bf16" in flags
 
 
 def resolve_precision(precision: str, device: str) -> str:
