@@ -108,7 +108,7 @@ def recognize(
     no_binarize: Annotated[bool, typer.Option("--no-binarize", help="Do not flatten lighting before finding ink (a global threshold is used).")] = False,
     no_denoise: Annotated[bool, typer.Option("--no-denoise", help="Do not remove specks before finding lines.")] = False,
     batch_size: Annotated[int, typer.Option("--batch-size", help="Lines recognised together.", min=1, max=4096)] = 32,
-    precision: Annotated[Precision, typer.Option("--precision", help="CPU arithmetic: auto (bfloat16 on CPUs with native support, 1.4x faster, same CER on val), bf16 or fp32.")] = "auto",
+    precision: Annotated[Precision, typer.Option("--precision", help="CPU arithmetic: auto (bfloat16 on CPUs with native support, 1.4x faster, same CER on val), bf16 or fp32.")] = Precision.auto,
     review_below: Annotated[Optional[float], typer.Option("--review-below", min=0.0, max=1.0,
                                                           help="Mark lines with confidence under this as \"review\": true in JSON and count them.")] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar and no summary; errors are still printed.")] = False,
@@ -133,7 +133,7 @@ def recognize(
     try:
         code = _recognize(paths or [], files_from, null, fmt, output_dir, stdout, layout, device, model, dpi, save_stages,
                           overwrite, no_exif, no_upscale, no_deskew, no_binarize, no_denoise, batch_size, review_below, quiet,
-                          precision.value if isinstance(precision, Precision) else precision)
+                          precision.value)
     except OcrError as exc:
         _err(f"error: {exc}")
         code = exc.exit_code
@@ -267,7 +267,7 @@ def eval_cmd(
     pages: Annotated[bool, typer.Option("--pages", help="DATA is a pages.jsonl: run the whole pipeline on each page; report line recall/precision and page CER.")] = False,
     compare: Annotated[Optional[list[str]], typer.Option("--compare", help="With --pages: NAME=TSV output of shared/tools/peers.py ... page, shown side by side (repeatable).")] = None,
     batch_size: Annotated[int, typer.Option("--batch-size", min=1, max=4096)] = 32,
-    precision: Annotated[Precision, typer.Option("--precision", help="CPU arithmetic: auto, bf16 or fp32 (as for recognize).")] = "auto",
+    precision: Annotated[Precision, typer.Option("--precision", help="CPU arithmetic: auto, bf16 or fp32 (as for recognize).")] = Precision.auto,
 ) -> None:
     """Measure CER and WER on pre-cropped lines, per set and overall.
 
@@ -297,9 +297,9 @@ def eval_cmd(
                     raise UsageError(f"--compare {item!r}: expected NAME=TSV with an existing TSV")
                 peers[name] = Path(tsv)
             print_page_report(evaluate_pages(data, model, device, limit, peers,
-                                             precision=precision.value if isinstance(precision, Precision) else precision))
+                                             precision=precision.value))
             return
-        report = evaluate_lines(data, model, device, limit, batch_size, precision.value if isinstance(precision, Precision) else precision)
+        report = evaluate_lines(data, model, device, limit, batch_size, precision.value)
         print_line_report(report, verbose, by_confidence)
     except OcrError as exc:
         _err(f"error: {exc}")
@@ -324,7 +324,7 @@ def train(
     seed: Annotated[int, typer.Option("--seed")] = 0,
     device: Annotated[str, typer.Option("--device")] = "auto",
     init_from: Annotated[Optional[Path], typer.Option("--init-from", help="Start from this model file's weights.")] = None,
-    precision: Annotated[str, typer.Option("--precision", help="fp32, bf16 (mixed precision, weights stay fp32) or auto: bf16 on GPUs and CPUs that compute it natively.")] = "auto",
+    precision: Annotated[Precision, typer.Option("--precision", help="fp32, bf16 (mixed precision, weights stay fp32) or auto: bf16 on GPUs and CPUs that compute it natively.")] = Precision.auto,
 ) -> None:
     """Train the CRNN recognizer (resumable: rerun the same command to continue).
 
@@ -332,15 +332,13 @@ def train(
     """
     try:
         device = _validate_device(device)
-        if precision not in ("auto", "fp32", "bf16"):
-            raise UsageError(f"--precision {precision!r} is not one of auto, fp32, bf16")
         from ocrcli.recognize.engine import resolve_device
         from ocrcli.train.loop import TrainConfig, train as run_training
 
         cfg = TrainConfig(train_tsvs=list(train_tsv), val_tsv=val_tsv, out_dir=out, fonts_dir=fonts,
                           synth_fraction=synth_fraction if fonts else 0.0, augment_prob=augment_prob, steps=steps, batch_size=batch_size, lr=lr,
                           val_every=val_every, val_limit=val_limit, patience=patience, max_minutes=max_minutes,
-                          seed=seed, device=resolve_device(device), init_from=init_from, precision=precision)
+                          seed=seed, device=resolve_device(device), init_from=init_from, precision=precision.value)
         best = run_training(cfg)
         print(best)
     except OcrError as exc:

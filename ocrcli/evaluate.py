@@ -122,6 +122,19 @@ class SetPages:
     peers: dict[str, ErrorCounter] = field(default_factory=dict)  # page CER of other engines
     seconds: float = 0.0
 
+    def merge(self, other: SetPages) -> None:
+        """Add another set's counts (for the 'all' row)."""
+        self.pages += other.pages
+        self.ref_lines += other.ref_lines
+        self.found_lines += other.found_lines
+        self.ref_matched += other.ref_matched
+        self.found_matched += other.found_matched
+        self.seconds += other.seconds
+        self.page.merge(other.page)
+        self.lines.merge(other.lines)
+        for name, counter in other.peers.items():
+            self.peers.setdefault(name, ErrorCounter()).merge(counter)
+
     @property
     def recall(self) -> float:
         return self.ref_matched / max(self.ref_lines, 1)
@@ -232,11 +245,7 @@ def print_page_report(stats: dict[str, SetPages]) -> None:
 
     total = SetPages()
     for s in stats.values():
-        for name in ("pages", "ref_lines", "found_lines", "ref_matched", "found_matched", "seconds"):
-            setattr(total, name, getattr(total, name) + getattr(s, name))
-        for src, dst in [(s.page, total.page), (s.lines, total.lines)] + [(c, total.peers.setdefault(n, ErrorCounter())) for n, c in s.peers.items()]:
-            for name in ("char_errors", "chars", "word_errors", "words", "lines"):
-                setattr(dst, name, getattr(dst, name) + getattr(src, name))
+        total.merge(s)
     peer_names = sorted({n for s in stats.values() for n in s.peers})
     table = Table(title="ocr eval --pages: line finding (box IoU >= 0.5) and page CER")
     for col in ["set", "pages", "ref lines", "found", "recall", "precision", "page CER", "line CER (same lines)"] + [f"{n} page CER" for n in peer_names] + ["s/page"]:

@@ -29,6 +29,14 @@ class ErrorCounter:
         self.words += len(reference.split())
         self.lines += 1
 
+    def merge(self, other: ErrorCounter) -> None:
+        """Add another counter's counts to this one."""
+        self.char_errors += other.char_errors
+        self.chars += other.chars
+        self.word_errors += other.word_errors
+        self.words += other.words
+        self.lines += other.lines
+
     @property
     def cer(self) -> float:
         return self.char_errors / max(self.chars, 1)
