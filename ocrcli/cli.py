@@ -44,6 +44,11 @@ class Precision(str, Enum):
     bf16 = "bf16"
 
 
+class Engine(str, Enum):
+    local = "local"
+    ray = "ray"
+
+
 class Layout(str, Enum):
     page = "page"
     line = "line"
@@ -112,6 +117,12 @@ def recognize(
     review_below: Annotated[Optional[float], typer.Option("--review-below", min=0.0, max=1.0,
                                                           help="Mark lines with confidence under this as \"review\": true in JSON and count them.")] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar and no summary; errors are still printed.")] = False,
+    shard: Annotated[Optional[str], typer.Option("--shard", metavar="I/N", help="Process only shard I of N (0-based) of the sorted inputs, for job arrays: --shard $SLURM_ARRAY_TASK_ID/8. Shards are disjoint and cover every input.")] = None,
+    engine: Annotated[Engine, typer.Option("--engine", help="local: this process; ray: a pool of Ray Data actors (pip install 'ocrcli[ray]'), on this machine or a cluster.")] = Engine.local,
+    address: Annotated[Optional[str], typer.Option("--address", help="With --engine ray: the cluster to join ('auto' for the one started with 'ray start', or ray://HOST:10001); default $RAY_ADDRESS, else a local Ray.")] = None,
+    workers: Annotated[Optional[int], typer.Option("--workers", min=1, help="With --engine ray: number of workers, each holding the model (default: as many as the cluster's CPUs or GPUs allow).")] = None,
+    cpus_per_worker: Annotated[float, typer.Option("--cpus-per-worker", min=0.1, help="With --engine ray: CPUs reserved per worker (and its torch threads).")] = 1.0,
+    gpus_per_worker: Annotated[float, typer.Option("--gpus-per-worker", min=0.0, help="With --engine ray: GPUs per worker, e.g. 0.25 for four workers per GPU.")] = 0.0,
 ) -> None:
     """Transcribe handwritten pages (JPEG, PNG, BMP, TIFF, PDF) into text, JSON, hOCR, ALTO, PAGE XML or searchable PDF.
 
@@ -128,12 +139,16 @@ def recognize(
       ocr recognize --layout line --format json --stdout line1.png line2.png
 
       find inbox -name '*.jpg' -print0 | ocr recognize --files-from - -0 -o out/
+
+      ocr recognize /shared/scans/ -o /shared/out/ --engine ray --address auto --gpus-per-worker 0.25
+
+      ocr recognize /shared/scans/ -o /shared/out/ --shard $SLURM_ARRAY_TASK_ID/16
     """
     signal.signal(signal.SIGTERM, _on_sigterm)
     try:
         code = _recognize(paths or [], files_from, null, fmt, output_dir, stdout, layout, device, model, dpi, save_stages,
                           overwrite, no_exif, no_upscale, no_deskew, no_binarize, no_denoise, batch_size, review_below, quiet,
-                          precision.value)
+                          precision.value, shard, engine.value, address, workers, cpus_per_worker, gpus_per_worker)
     except OcrError as exc:
         _err(f"error: {exc}")
         code = exc.exit_code
@@ -148,13 +163,13 @@ def recognize(
 
 def _recognize(paths, files_from, null, fmt, output_dir, stdout, layout, device, model, dpi, save_stages, overwrite,
                no_exif, no_upscale, no_deskew, no_binarize, no_denoise, batch_size, review_below, quiet,
-               precision: str = "auto") -> int:
+               precision: str = "auto", shard: str | None = None, engine: str = "local", address: str | None = None,
+               workers: int | None = None, cpus_per_worker: float = 1.0, gpus_per_worker: float = 0.0) -> int:
     from ocrcli.runtime import limit_memory, quiet_decoders
 
     limit_memory()
     quiet_decoders()
     from ocrcli.config import PreprocessConfig, RecognizeConfig, RunConfig
-    from ocrcli.inputs import resolve_inputs
 
     # Validate everything cheap before touching the model or any file.
     formats = tuple(dict.fromkeys(f.value for f in fmt))
@@ -169,6 +184,16 @@ def _recognize(paths, files_from, null, fmt, output_dir, stdout, layout, device,
         raise UsageError("give input paths, or --files-from FILE", hint="see ocr recognize --help")
     if null and files_from is None:
         raise UsageError("-0/--null only applies to --files-from")
+    if engine != "ray" and (address is not None or workers is not None or gpus_per_worker or cpus_per_worker != 1.0):
+        raise UsageError("--address, --workers, --cpus-per-worker and --gpus-per-worker need --engine ray")
+    shard_spec = None
+    if shard is not None:
+        from ocrcli.inputs import parse_shard
+
+        try:
+            shard_spec = parse_shard(shard)
+        except ValueError as exc:
+            raise UsageError(str(exc)) from None
     listed: list[str] = []
     if files_from is not None:
         from ocrcli.inputs import read_file_list
@@ -191,25 +216,41 @@ def _recognize(paths, files_from, null, fmt, output_dir, stdout, layout, device,
         preprocess=PreprocessConfig(exif_orientation=not no_exif, upscale=not no_upscale, deskew=not no_deskew, binarize=not no_binarize, denoise=not no_denoise),
         recognize=RecognizeConfig(model_path=model, device=device, batch_size=batch_size, precision=precision),
     )
-    resolved = resolve_inputs(paths, listed)
+    from ocrcli.api import find_inputs
+    from ocrcli.inputs import select_shard
+
+    resolved = find_inputs(paths, listed)
     for problem in resolved.problems:
         _err(problem)
     if not resolved.files:
         from ocrcli.errors import NoInputError
 
         raise NoInputError("no input files found", hint="give JPEG, PNG, BMP, TIFF or PDF files, folders or patterns")
-
-    from ocrcli.output import RunInfo
-    from ocrcli.pipeline import run_batch
-    from ocrcli.recognize.engine import Recognizer
-
-    started = time.perf_counter()
-    recognizer = Recognizer(cfg.recognize.model_path, cfg.recognize.device, cfg.recognize.batch_size, cfg.recognize.precision)
-    run_info = RunInfo(recognizer.model_id, recognizer.sha256, recognizer.device)
+    files = select_shard(resolved.files, *shard_spec) if shard_spec else resolved.files  # may be empty: that's fine
 
     def emit(text: str) -> None:
         sys.stdout.write(text)
         sys.stdout.flush()
+
+    started = time.perf_counter()
+    devices: set[str] = set()
+    if engine == "ray":
+        from ocrcli.distributed import RayOptions, run_on_ray
+        from ocrcli.recognition.engine import default_model_path
+
+        model_path = cfg.recognize.model_path or default_model_path()
+        if not model_path.is_file():
+            from ocrcli.errors import ModelError
+
+            raise ModelError(f"{model_path}: model file not found")
+        options = RayOptions(address, workers, cpus_per_worker, gpus_per_worker)
+        outcomes = run_on_ray(files, cfg, options, model_path, emit, quiet or not sys.stderr.isatty(), devices.add)
+    else:
+        from ocrcli.api import load_recognizer, recognize as recognize_files
+
+        recognizer = load_recognizer(cfg)
+        devices.add(recognizer.device)
+        outcomes = recognize_files(files, cfg, recognizer=recognizer, emit=emit) if files else iter(())
 
     done = failed = skipped = pages = lines = to_review = 0
     output_failed = False
@@ -221,9 +262,9 @@ def _recognize(paths, files_from, null, fmt, output_dir, stdout, layout, device,
         progress = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
                             console=Console(stderr=True), transient=True)
         progress.start()
-        task = progress.add_task("recognizing", total=len(resolved.files))
+        task = progress.add_task("recognizing", total=len(files))
     try:
-        for outcome in run_batch(resolved.files, cfg, recognizer, run_info, emit):
+        for outcome in outcomes:
             if outcome.skipped:
                 skipped += 1
             elif outcome.error:
@@ -235,10 +276,9 @@ def _recognize(paths, files_from, null, fmt, output_dir, stdout, layout, device,
                     _err(outcome.error)
             else:
                 done += 1
-            if outcome.result is not None:
-                pages += len(outcome.result.pages)
-                lines += sum(len(p.lines) for p in outcome.result.pages)
-                to_review += sum(1 for p in outcome.result.pages for ln in p.lines if ln.review)
+            pages += outcome.pages
+            lines += outcome.lines
+            to_review += outcome.to_review
             if progress:
                 progress.advance(task)
     finally:
@@ -248,8 +288,13 @@ def _recognize(paths, files_from, null, fmt, output_dir, stdout, layout, device,
     if not quiet:
         elapsed = time.perf_counter() - started
         skip_note = " (outputs exist; --overwrite to redo them)" if skipped else ""
+        where = ", ".join(sorted(devices)) or "-"
+        if engine == "ray":
+            where = f"ray ({where})"
+        if shard_spec:
+            where += f"; shard {shard_spec[0]}/{shard_spec[1]}"
         _err(f"{done + failed + skipped} inputs: {done} done, {failed} failed, {skipped} skipped{skip_note}; "
-             f"{pages} pages, {lines} lines in {elapsed:.1f} s on {recognizer.device}"
+             f"{pages} pages, {lines} lines in {elapsed:.1f} s on {where}"
              + (f"; {to_review} lines to review (confidence < {review_below:g})" if review_below is not None else ""))
     if output_failed:
         return ExitCode.OUTPUT
@@ -332,7 +377,7 @@ def train(
     """
     try:
         device = _validate_device(device)
-        from ocrcli.recognize.engine import resolve_device
+        from ocrcli.recognition.engine import resolve_device
         from ocrcli.train.loop import TrainConfig, train as run_training
 
         cfg = TrainConfig(train_tsvs=list(train_tsv), val_tsv=val_tsv, out_dir=out, fonts_dir=fonts,
@@ -354,8 +399,8 @@ def models(
 
     Example: ocr models
     """
-    from ocrcli.recognize.engine import default_model_path
-    from ocrcli.recognize.weights import file_sha256, read_metadata
+    from ocrcli.recognition.engine import default_model_path
+    from ocrcli.recognition.weights import file_sha256, read_metadata
 
     default = default_model_path()
     paths = sorted(default.parent.glob("*.safetensors")) if default.parent.is_dir() else []

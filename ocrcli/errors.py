@@ -13,7 +13,7 @@ class ExitCode(IntEnum):
     USAGE = 2  # bad options or arguments
     NO_INPUT = 3  # no path matched any supported input file
     MODEL = 4  # model file missing, damaged or incompatible
-    DEVICE = 5  # the requested device (e.g. cuda) is not available
+    DEVICE = 5  # the requested device (e.g. cuda) is not available, or the Ray cluster could not be used
     OUTPUT = 6  # an output could not be written (permissions, disk full)
     INTERRUPTED = 130  # Ctrl-C (SIGINT); SIGTERM gives 143
 

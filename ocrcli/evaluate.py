@@ -12,7 +12,7 @@ import cv2
 
 from ocrcli.errors import InputError
 from ocrcli.metrics import ErrorCounter, confusions
-from ocrcli.recognize.charset import normalize_text
+from ocrcli.recognition.charset import normalize_text
 
 
 @dataclass
@@ -42,7 +42,7 @@ class LineReport:
 def evaluate_lines(tsv: Path, model: Path | None, device: str, limit: int | None, batch_size: int,
                    precision: str = "auto") -> LineReport:
     """Recognise every line of a TSV and count errors per set (third column, else the TSV name)."""
-    from ocrcli.recognize.engine import Recognizer
+    from ocrcli.recognition.engine import Recognizer
     from ocrcli.train.data import read_tsv
 
     try:
@@ -182,7 +182,7 @@ def evaluate_pages(jsonl: Path, model: Path | None, device: str, limit: int | No
     from ocrcli.config import RunConfig
     from ocrcli.pages import iter_pages
     from ocrcli.pipeline import recognize_page
-    from ocrcli.recognize.engine import Recognizer
+    from ocrcli.recognition.engine import Recognizer
     from ocrcli.train.data import read_tsv
 
     try:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import glob
+import hashlib
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -114,3 +115,30 @@ def resolve_inputs(args: list[str], literal: list[str] | None = None) -> Resolve
         else:
             problems.append(f"{arg}: no such file or folder")
     return Resolved(files, problems)
+
+
+def parse_shard(text: str) -> tuple[int, int]:
+    """'I/N' -> (I, N) with 0 <= I < N, e.g. '$SLURM_ARRAY_TASK_ID/8'. Raises ValueError."""
+    index, sep, count = text.partition("/")
+    if not sep or not index.strip().isdigit() or not count.strip().isdigit():
+        raise ValueError(f"--shard {text!r}: expected I/N, e.g. 0/4")
+    i, n = int(index), int(count)
+    if n < 1 or i >= n:
+        raise ValueError(f"--shard {text!r}: I must be 0..N-1 and N at least 1")
+    return i, n
+
+
+def shard_of(f: InputFile, count: int) -> int:
+    """The shard an input belongs to, from a hash of its path as given (not its position in the list).
+
+    Every shard of a job array runs the same command, so each sees the same paths; hashing them
+    keeps a file in the same shard when other files appear or disappear between runs (a cron job
+    on several hosts over a growing folder never skips or doubles a file).
+    """
+    digest = hashlib.blake2b(os.fsencode(f.display), digest_size=8).digest()
+    return int.from_bytes(digest, "big") % count
+
+
+def select_shard(files: list[InputFile], index: int, count: int) -> list[InputFile]:
+    """The inputs of shard ``index`` of ``count``, in their sorted order; shards are disjoint and cover all."""
+    return [f for f in files if shard_of(f, count) == index]

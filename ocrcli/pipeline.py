@@ -20,7 +20,7 @@ from ocrcli.inputs import InputFile
 from ocrcli.output import WRITERS, RunInfo, write_output
 from ocrcli.pages import iter_pages
 from ocrcli.preprocess import preprocess
-from ocrcli.recognize.decode import split_words
+from ocrcli.recognition.decode import split_words
 from ocrcli.segment import find_lines, line_crops
 
 
@@ -28,12 +28,24 @@ from ocrcli.segment import find_lines, line_crops
 class FileOutcome:
     """What happened to one input file."""
 
-    input: InputFile
+    input: InputFile | None  # None: a path argument that named no usable file (see error)
     result: DocumentResult | None = None
     error: str | None = None
     written: list[Path] = field(default_factory=list)
     skipped: bool = False
     output_error: bool = False
+
+    @property
+    def pages(self) -> int:
+        return len(self.result.pages) if self.result else 0
+
+    @property
+    def lines(self) -> int:
+        return sum(len(p.lines) for p in self.result.pages) if self.result else 0
+
+    @property
+    def to_review(self) -> int:
+        return sum(1 for p in self.result.pages for ln in p.lines if ln.review) if self.result else 0
 
 
 def output_paths(files: list[InputFile], cfg: RunConfig) -> dict[Path, dict[str, Path]]:
@@ -155,6 +167,43 @@ def recognize_file(input_file: InputFile, cfg: RunConfig, recognizer) -> Documen
     return DocumentResult(input_file.display, pages, [str(e) for e in page_errors])
 
 
+def process_file(f: InputFile, paths: dict[str, Path], cfg: RunConfig, recognizer, run_info: RunInfo,
+                 emit: Callable[[str], None] | None = None) -> FileOutcome:
+    """One input file start to end: skip it when its outputs exist, recognise it, write its outputs.
+
+    Every failure that concerns only this file ends up in the outcome; model and device errors,
+    which concern the whole batch, are raised. Used by the local loop and by distributed workers.
+    """
+    outcome = FileOutcome(f)
+    if not cfg.to_stdout and not cfg.overwrite and all(p.exists() for p in paths.values()):
+        outcome.skipped = True
+        return outcome
+    try:
+        outcome.result = recognize_file(f, cfg, recognizer)
+    except InputError as exc:
+        outcome.error = str(exc)
+    except OcrError:
+        raise  # model/device problems concern the whole batch
+    except Exception as exc:  # noqa: BLE001 - one file's unexpected failure must not end the batch
+        detail = " ".join(str(exc).split())[:200]
+        outcome.error = f"{f.display}: could not be processed ({type(exc).__name__}: {detail})"
+    if outcome.result is not None:
+        try:
+            if cfg.to_stdout:
+                for fmt in cfg.formats:
+                    emit(WRITERS[fmt].render_stdout(outcome.result, run_info))
+            else:
+                for fmt, path in paths.items():
+                    writer = WRITERS[fmt]
+                    outcome.written += write_output(path, writer, writer.render(outcome.result, run_info))
+        except OutputError as exc:
+            outcome.error = str(exc)
+            outcome.output_error = True
+        if outcome.result.page_errors and not outcome.error:
+            outcome.error = "; ".join(outcome.result.page_errors) + "; its other pages were transcribed"
+    return outcome
+
+
 def run_batch(files: list[InputFile], cfg: RunConfig, recognizer, run_info: RunInfo,
               emit: Callable[[str], None] | None = None) -> Iterator[FileOutcome]:
     """Process files in order, yielding one outcome each; a failing file never stops the batch.
@@ -163,33 +212,4 @@ def run_batch(files: list[InputFile], cfg: RunConfig, recognizer, run_info: RunI
     """
     targets = output_paths(files, cfg)
     for f in files:
-        outcome = FileOutcome(f)
-        paths = targets[f.path]
-        if not cfg.to_stdout and not cfg.overwrite and all(p.exists() for p in paths.values()):
-            outcome.skipped = True
-            yield outcome
-            continue
-        try:
-            outcome.result = recognize_file(f, cfg, recognizer)
-        except InputError as exc:
-            outcome.error = str(exc)
-        except OcrError:
-            raise  # model/device problems concern the whole batch
-        except Exception as exc:  # noqa: BLE001 - one file's unexpected failure must not end the batch
-            detail = " ".join(str(exc).split())[:200]
-            outcome.error = f"{f.display}: could not be processed ({type(exc).__name__}: {detail})"
-        if outcome.result is not None:
-            try:
-                if cfg.to_stdout:
-                    for fmt in cfg.formats:
-                        emit(WRITERS[fmt].render_stdout(outcome.result, run_info))
-                else:
-                    for fmt, path in paths.items():
-                        writer = WRITERS[fmt]
-                        outcome.written += write_output(path, writer, writer.render(outcome.result, run_info))
-            except OutputError as exc:
-                outcome.error = str(exc)
-                outcome.output_error = True
-            if outcome.result.page_errors and not outcome.error:
-                outcome.error = "; ".join(outcome.result.page_errors) + "; its other pages were transcribed"
-        yield outcome
+        yield process_file(f, targets[f.path], cfg, recognizer, run_info, emit)

@@ -7,11 +7,13 @@ val subset and every 6th validation page), else the committed fixture lines and 
 
 With ../shared/tools present (and BENCH_PEERS not 0), the same lines and pages also go through
 RapidOCR (PP-OCRv6) and Tesseract via shared/tools/peers.py, side by side in the same table.
-BENCH_PDF_PAGES sets the size of the long-PDF run (default 300; 0 skips it).
+BENCH_PDF_PAGES sets the size of the long-PDF run (default 300; 0 skips it). With Ray installed
+(and BENCH_RAY not 0), the same pages also run on `--engine ray` with 1 and 2 workers.
 """
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import random
 import shutil
@@ -53,7 +55,7 @@ def page_split(pages: list[Path]) -> dict[str, float]:
     from ocrcli.config import PreprocessConfig
     from ocrcli.pages import iter_pages
     from ocrcli.preprocess import preprocess
-    from ocrcli.recognize.engine import Recognizer
+    from ocrcli.recognition.engine import Recognizer
     from ocrcli.segment import find_lines, line_crops
 
     rec = Recognizer(device="cpu")
@@ -213,6 +215,20 @@ def main() -> None:
         texts, secs = run_peer(peers, "rapidocr", "page", [str(p) for p in pages])
         rows.append(("rapidocr whole page, same pages", f"{secs / len(pages):.2f} s/page"
                      + (f", page CER {100 * cer_of(texts, refs):.2f}%" if refs else "")))
+
+    if os.environ.get("BENCH_RAY", "1") != "0" and importlib.util.find_spec("ray") is not None:
+        # Every validation page (89), so Ray's start-up (about 7 s here, in the wall time) weighs less.
+        all_pages = sorted(pages_dir.glob("*/*.jpg")) if pages_dir.exists() else pages
+        for engine, workers in (("local", 0), ("ray", 1), ("ray", 2)):
+            cmd = [*OCR, "recognize", *map(str, all_pages), "-q", "--device", "cpu"]
+            if workers:
+                cmd += ["--engine", "ray", "--workers", str(workers)]
+            with tempfile.TemporaryDirectory() as tmp:
+                t = time.perf_counter()
+                subprocess.run([*cmd, "-o", tmp], check=True, capture_output=True)
+                secs = time.perf_counter() - t
+            what = f"ray engine, {workers} worker{'s' if workers > 1 else ''} x 1 CPU" if workers else "local engine (for comparison)"
+            rows.append((f"{what}, {len(all_pages)} pages, start-up included", f"{secs:.1f} s, {len(all_pages) / secs:.2f} pages/s"))
 
     n_pdf = int(os.environ.get("BENCH_PDF_PAGES", "300"))
     if n_pdf:

@@ -16,7 +16,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from ocrcli.evaluate import evaluate_lines  # noqa: E402
-from ocrcli.recognize.weights import ModelInfo, load_model, save_model  # noqa: E402
+from ocrcli.recognition.weights import ModelInfo, load_model, save_model  # noqa: E402
 
 SETS = {
     "copiste": "banq-dcn/Copiste-d-un-jour, CC BY 4.0",

@@ -57,7 +57,7 @@ class FakeRecognizer:
         self.calls = 0
 
     def recognize(self, crops):
-        from ocrcli.recognize.engine import LineText
+        from ocrcli.recognition.engine import LineText
 
         self.calls += 1
         out = []

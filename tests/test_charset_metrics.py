@@ -1,5 +1,5 @@
 from ocrcli.metrics import ErrorCounter, confusions, edit_distance
-from ocrcli.recognize.charset import DEFAULT_ALPHABET, Charset, normalize_text
+from ocrcli.recognition.charset import DEFAULT_ALPHABET, Charset, normalize_text
 
 
 def test_normalize_text_follows_data_conventions():
@@ -45,7 +45,7 @@ def test_confusions_name_the_characters():
 
 
 def test_split_words_places_words_from_character_positions():
-    from ocrcli.recognize.decode import split_words
+    from ocrcli.recognition.decode import split_words
 
     text = "ab  cd"
     xs = [10.0, 20.0, 30.0, 40.0, 50.0, 60.0]

@@ -6,7 +6,7 @@ import numpy as np
 from PIL import Image
 
 from conftest import render_line
-from ocrcli.recognize.weights import load_model
+from ocrcli.recognition.weights import load_model
 from ocrcli.train.loop import TrainConfig, train
 
 

@@ -3,8 +3,8 @@
 import numpy as np
 
 from conftest import needs_shared, render_line
-from ocrcli.recognize.charset import DEFAULT_ALPHABET, Charset
-from ocrcli.recognize.lineimage import normalize_line
+from ocrcli.recognition.charset import DEFAULT_ALPHABET, Charset
+from ocrcli.recognition.lineimage import normalize_line
 from ocrcli.train.augment import augment
 from ocrcli.train.data import bucketed_batches
 

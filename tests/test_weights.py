@@ -6,8 +6,8 @@ import torch
 
 from conftest import MODEL
 from ocrcli.errors import ModelError
-from ocrcli.recognize.model import CRNN, CRNNSpec
-from ocrcli.recognize.weights import FORMAT_VERSION, ModelInfo, load_model, read_metadata, save_model
+from ocrcli.recognition.model import CRNN, CRNNSpec
+from ocrcli.recognition.weights import FORMAT_VERSION, ModelInfo, load_model, read_metadata, save_model
 
 
 def _tiny(tmp_path, **meta):
@@ -72,7 +72,7 @@ def test_newer_format_and_mismatched_charset_are_refused(tmp_path):
 def test_wide_lines_are_read_in_bounded_pieces(monkeypatch):
     """A line many times wider than a piece gives the same text as reading it whole."""
     from conftest import render_line
-    from ocrcli.recognize import engine
+    from ocrcli.recognition import engine
 
     if not MODEL.is_file():
         pytest.skip("shipped model missing")

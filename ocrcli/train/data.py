@@ -9,7 +9,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from ocrcli.recognize.charset import Charset, normalize_text
+from ocrcli.recognition.charset import Charset, normalize_text
 
 
 @dataclass

@@ -16,11 +16,11 @@ import torch
 
 from ocrcli.metrics import ErrorCounter
 from ocrcli.runtime import cpu_has_bf16
-from ocrcli.recognize.charset import DEFAULT_ALPHABET, Charset
-from ocrcli.recognize.decode import greedy_decode
-from ocrcli.recognize.lineimage import normalize_line
-from ocrcli.recognize.model import CRNN, CRNNSpec
-from ocrcli.recognize.weights import ModelInfo, save_model
+from ocrcli.recognition.charset import DEFAULT_ALPHABET, Charset
+from ocrcli.recognition.decode import greedy_decode
+from ocrcli.recognition.lineimage import normalize_line
+from ocrcli.recognition.model import CRNN, CRNNSpec
+from ocrcli.recognition.weights import ModelInfo, save_model
 from ocrcli.train.augment import augment
 from ocrcli.train.data import LineSample, bucketed_batches, collate, load_lines
 
@@ -135,7 +135,7 @@ def train(cfg: TrainConfig) -> Path:
         state.update(json.loads(saved["state"]))
         _log(f"resumed from {ckpt} at step {state['step']} (best val CER {state['best_cer']:.4f})")
     elif cfg.init_from:
-        from ocrcli.recognize.weights import load_model
+        from ocrcli.recognition.weights import load_model
 
         base, _ = load_model(cfg.init_from)
         model.load_state_dict(base.state_dict())

@@ -9,9 +9,9 @@ from pathlib import Path
 import numpy as np
 
 from ocrcli.errors import DeviceError, ModelError
-from ocrcli.recognize.charset import Charset
-from ocrcli.recognize.decode import greedy_decode
-from ocrcli.recognize.lineimage import normalize_line
+from ocrcli.recognition.charset import Charset
+from ocrcli.recognition.decode import greedy_decode
+from ocrcli.recognition.lineimage import normalize_line
 
 MODEL_ENV = "OCRCLI_MODEL"
 DEFAULT_MODEL_NAME = "ocrcli-crnn-v1.safetensors"
@@ -71,7 +71,7 @@ class Recognizer:
 
         self.model_path = Path(model_path) if model_path else default_model_path()
         self.device = resolve_device(device)
-        from ocrcli.recognize.weights import file_sha256, load_model
+        from ocrcli.recognition.weights import file_sha256, load_model
 
         self.model, self.info = load_model(self.model_path, self.device)
         self.sha256 = file_sha256(self.model_path)

@@ -83,7 +83,7 @@ def load_model(path: Path, device: str = "cpu"):
     """Rebuild the network from a model file. Returns (model in eval mode, ModelInfo)."""
     from safetensors.torch import load_file
 
-    from ocrcli.recognize.model import CRNN, CRNNSpec
+    from ocrcli.recognition.model import CRNN, CRNNSpec
 
     info = read_metadata(path)
     try:
