@@ -392,6 +392,93 @@ def train(
 
 
 @app.command()
+def adapt(
+    paths: Annotated[list[str], typer.Argument(help="Page images or PDFs (files, folders, patterns) of one writer.", show_default=False)],
+    out: Annotated[Path, typer.Option("--output", "-o", help="The adapted model file to write (.safetensors).", show_default=False)],
+    text: Annotated[Optional[list[Path]], typer.Option("--text", help="Transcription of each input, in the inputs' sorted order (repeatable); default: the .txt beside each input (page.jpg + page.txt).")] = None,
+    model: Annotated[Optional[Path], typer.Option("--model", help="Model to adapt (default: the shipped one).")] = None,
+    steps: Annotated[Optional[int], typer.Option("--steps", min=1, help="Fine-tuning steps (default: about 30 passes over the aligned lines, 100-1500).")] = None,
+    holdout: Annotated[float, typer.Option("--holdout", min=0.0, max=0.5, help="Share of the aligned lines kept aside to report the CER before and after.")] = 0.15,
+    lr: Annotated[float, typer.Option("--lr", help="Peak learning rate.")] = 3e-4,
+    max_cer: Annotated[float, typer.Option("--max-cer", min=0.0, max=1.0, help="Alignment: drop lines whose reading is further than this (CER) from their text.")] = 0.5,
+    min_margin: Annotated[float, typer.Option("--min-margin", min=0.0, help="Alignment: drop lines whose cut is not this many nats likelier than the next best cut.")] = 2.0,
+    seed: Annotated[int, typer.Option("--seed")] = 0,
+    device: Annotated[str, typer.Option("--device", help="auto, cpu, cuda or cuda:N.")] = "auto",
+    dpi: Annotated[int, typer.Option("--dpi", help="Resolution for rendering PDF pages.", min=50, max=1200)] = 200,
+    precision: Annotated[Precision, typer.Option("--precision", help="auto, bf16 or fp32 (as for train).")] = Precision.auto,
+) -> None:
+    """Adapt the model to one writer from a few pages and a plain-text transcription of each.
+
+    The transcription's line breaks need not match the page: the text is aligned to the lines found
+    on the page automatically, and lines that cannot be aligned with confidence are left out.
+
+    Example: ocr adapt diary/*.jpg -o diary.safetensors   (with diary/p1.jpg + diary/p1.txt, ...)
+             ocr recognize diary/ --model diary.safetensors
+    """
+    try:
+        device = _validate_device(device)
+        if out.exists() and out.is_dir():
+            raise UsageError(f"--output {out}: is a folder; give a file name like writer.safetensors")
+        if model is not None and not model.is_file():
+            from ocrcli.errors import ModelError
+
+            raise ModelError(f"{model}: model file not found")
+        from ocrcli.inputs import resolve_inputs
+
+        resolved = resolve_inputs(paths)
+        for problem in resolved.problems:
+            _err(problem)
+        if not resolved.files:
+            from ocrcli.errors import NoInputError
+
+            raise NoInputError("no input files found", hint="give page images or PDFs with a .txt transcription beside each")
+        if text is not None and len(text) != len(resolved.files):
+            raise UsageError(f"{len(text)} --text files for {len(resolved.files)} inputs; give one per input, in sorted order")
+        transcripts = text or [f.path.with_suffix(".txt") for f in resolved.files]
+        pairs, failed = [], len(resolved.problems)
+        for f, t in zip(resolved.files, transcripts):
+            try:
+                pairs.append((f, t.read_text(encoding="utf-8")))
+            except (OSError, UnicodeDecodeError) as exc:
+                reason = "not UTF-8 text" if isinstance(exc, UnicodeDecodeError) else (exc.strerror or str(exc))
+                _err(f"{f.display}: transcription {t}: {reason}")
+                failed += 1
+        if not pairs:
+            from ocrcli.errors import NoInputError
+
+            raise NoInputError("no page has a readable transcription", hint="put page.txt beside page.jpg, or use --text")
+        from ocrcli.runtime import limit_memory, quiet_decoders
+
+        limit_memory()
+        quiet_decoders()
+        from ocrcli.config import RecognizeConfig, RunConfig
+        from ocrcli.recognition.engine import Recognizer
+        from ocrcli.train.adapt import AdaptConfig, adapt_model
+
+        cfg = RunConfig(dpi=dpi, recognize=RecognizeConfig(model_path=model, device=device, precision=precision.value))
+        recognizer = Recognizer(model, device, 32, precision.value)
+        settings = AdaptConfig(steps=steps, lr=lr, holdout=holdout, seed=seed, precision=precision.value,
+                               max_cer=max_cer, min_margin=min_margin)
+
+        def page_error(message: str) -> None:
+            nonlocal failed
+            failed += 1
+            _err(message)
+
+        report = adapt_model(pairs, recognizer.model_path, out, cfg, recognizer, settings, page_error, _err)
+        if report.cer_before is not None:
+            _err(f"held-out lines ({report.holdout_lines}): CER {100 * report.cer_before:.2f}% before, "
+                 f"{100 * report.cer_after:.2f}% after")
+        _err(f"adapted on {report.train_lines} lines in {report.steps} steps, {report.seconds:.0f} s -> {out}")
+        print(out)
+        code = ExitCode.INPUT_FAILED if failed else ExitCode.OK
+    except OcrError as exc:
+        _err(f"error: {exc}")
+        code = exc.exit_code
+    raise typer.Exit(int(code))
+
+
+@app.command()
 def models(
     model: Annotated[Optional[list[Path]], typer.Option("--model", help="Also describe this model file (repeatable).")] = None,
 ) -> None:
@@ -427,6 +514,10 @@ def models(
         print(f"  trained on: {', '.join(info.get('train_sets', [])) or ', '.join(info.get('train_data', [])) or '-'}")
         if isinstance(cer, (int, float)):
             print(f"  validation CER: {100 * cer:.2f}% ({info.get('val_cer_on', 'validation subset used in training')})")
+        if isinstance(info.get("adapted_from"), dict):
+            base, before, after = info["adapted_from"], info.get("adapt_holdout_cer_before"), info.get("adapt_holdout_cer_after")
+            print(f"  adapted from {base.get('model')} on {info.get('adapt_pages')} pages, {info.get('adapt_lines')} lines"
+                  + (f"; held-out lines CER {100 * before:.2f}% -> {100 * after:.2f}%" if before is not None and after is not None else ""))
     raise typer.Exit(int(code))
 
 

@@ -121,6 +121,13 @@ def _review(text, cfg: RunConfig) -> bool:
     return cfg.review_below is not None and text.confidence < cfg.review_below
 
 
+def segment_page(page: Page, cfg: RunConfig, on_stage=None):
+    """Preprocessing stages, then line finding: (prepared page, lines in reading order, their crops)."""
+    prepared = preprocess(page, cfg.preprocess, on_stage)
+    found = find_lines(prepared)
+    return prepared, found, line_crops(prepared, found)
+
+
 def recognize_page(page: Page, cfg: RunConfig, recognizer, saver: StageSaver | None = None) -> PageResult:
     """One page through the stages and the recognizer."""
     width, height = page.source_size
@@ -133,9 +140,7 @@ def recognize_page(page: Page, cfg: RunConfig, recognizer, saver: StageSaver | N
     on_stage = (lambda name, p: saver.stage(page.number, next(counter), name, p)) if saver else None
     if saver:
         saver.stage(page.number, 0, "input", page)  # as decoded: EXIF-oriented grayscale
-    prepared = preprocess(page, cfg.preprocess, on_stage)
-    found = find_lines(prepared)
-    crops = line_crops(prepared, found)
+    prepared, found, crops = segment_page(page, cfg, on_stage)
     texts = recognizer.recognize([c.image for c in crops])
     results = []
     for line, crop, text in zip(found, crops, texts):

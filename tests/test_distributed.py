@@ -11,9 +11,9 @@ import sys
 from pathlib import Path
 
 import pytest
+from conftest import MODEL, ROOT, render_page
 from PIL import Image
 
-from conftest import MODEL, ROOT, render_page
 from ocrcli.config import RunConfig
 from ocrcli.inputs import InputFile, parse_shard, select_shard, shard_of
 

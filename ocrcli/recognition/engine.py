@@ -96,10 +96,25 @@ class Recognizer:
         Lines wider than ``CHUNK_WIDTH`` model pixels are cut into overlapping pieces, so memory and
         time stay bounded whatever the input; the pieces' frames are stitched before decoding.
         """
+        results: list[LineText] = [LineText("", 0.0)] * len(crops)
+        for i, (frames, width) in enumerate(zip(*self._frames(crops))):
+            if frames is None:
+                continue
+            decoded = greedy_decode(frames)
+            scale = self.model.spec.width_stride * crops[i].shape[1] / width  # frame -> crop pixels
+            xs = tuple((f + 0.5) * scale for f in decoded.frames)
+            results[i] = LineText(self.charset.decode(decoded.labels), decoded.confidence, xs, tuple(decoded.probs))
+        return results
+
+    def log_probs(self, crops: list[np.ndarray]) -> list[np.ndarray | None]:
+        """The model's (frames, classes) log-probabilities for each crop (None for an empty crop),
+        for scoring candidate texts with CTC (``ocr adapt`` aligns transcriptions this way)."""
+        return self._frames(crops)[0]
+
+    def _frames(self, crops: list[np.ndarray]) -> tuple[list[np.ndarray | None], list[int]]:
         torch = self._torch
         spec = self.model.spec
         stride = spec.width_stride
-        results: list[LineText] = [LineText("", 0.0)] * len(crops)
         prepared = [normalize_line(c, spec.height, max_width=MAX_LINE_WIDTH) if c.size else None for c in crops]
         pieces = [(i, start, piece) for i, p in enumerate(prepared) if p is not None for start, piece in _chunks(p, stride)]
         order = sorted(range(len(pieces)), key=lambda k: pieces[k][2].shape[1])
@@ -121,14 +136,8 @@ class Recognizer:
                 for j, k in enumerate(idx):
                     i, start, piece = pieces[k]
                     frames[i].append((start, out[: max(1, piece.shape[1] // stride), j]))
-        for i, parts in enumerate(frames):
-            if not parts:
-                continue
-            decoded = greedy_decode(_stitch(sorted(parts, key=lambda p: p[0]), stride))
-            scale = stride * crops[i].shape[1] / prepared[i].shape[1]  # frame -> crop pixels
-            xs = tuple((f + 0.5) * scale for f in decoded.frames)
-            results[i] = LineText(self.charset.decode(decoded.labels), decoded.confidence, xs, tuple(decoded.probs))
-        return results
+        stitched = [_stitch(sorted(parts, key=lambda p: p[0]), stride) if parts else None for parts in frames]
+        return stitched, [p.shape[1] if p is not None else 0 for p in prepared]
 
 
 CHUNK_WIDTH = 2048  # model pixels per piece of a wide line (512 frames at stride 4)
