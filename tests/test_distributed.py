@@ -103,8 +103,11 @@ def test_cli_shards_split_a_folder(tmp_path, batch):
 def ray_cluster():
     ray = pytest.importorskip("ray", reason="Ray is not installed: pip install 'ocrcli[ray]'")
     pytest.importorskip("ray.data")
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
-    yield ray
+    try:
+        context = ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    except Exception as exc:  # noqa: BLE001 - e.g. a sandbox without the sockets or shared memory Ray needs
+        pytest.skip(f"Ray cannot start a local cluster on this machine: {exc}")
+    yield context.address_info["address"]
     ray.shutdown()
 
 
@@ -158,9 +161,10 @@ def test_ray_model_error_stops_the_batch_with_exit_code_4(tmp_path, batch, ray_c
         list(run_on_ray(resolve_inputs([str(batch)]).files, RunConfig(output_dir=tmp_path / "o"), RayOptions(workers=1), bad_model))
 
 
-def test_cli_engine_ray_end_to_end(tmp_path, batch):
-    pytest.importorskip("ray.data", reason="Ray is not installed: pip install 'ocrcli[ray]'")
-    ocr = [sys.executable, "-m", "ocrcli.cli", "recognize", str(batch), "-o", str(tmp_path / "out"), "--engine", "ray", "--workers", "2"]
+def test_cli_engine_ray_end_to_end(tmp_path, batch, ray_cluster):
+    # The command joins the test's cluster by its address (the way it joins a real cluster).
+    ocr = [sys.executable, "-m", "ocrcli.cli", "recognize", str(batch), "-o", str(tmp_path / "out"), "--engine", "ray",
+           "--workers", "2", "--address", ray_cluster]
     first = subprocess.run(ocr, capture_output=True, text=True, timeout=300)
     assert first.returncode == 1, first.stderr  # broken.jpg failed, the rest were done
     assert "broken.jpg" in first.stderr and "4 done, 1 failed" in first.stderr and "on ray (cpu)" in first.stderr
