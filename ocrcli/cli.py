@@ -409,8 +409,7 @@ def adapt(
 ) -> None:
     """Adapt the model to one writer from a few pages and a plain-text transcription of each.
 
-    The transcription's line breaks need not match the page: the text is aligned to the lines found
-    on the page automatically, and lines that cannot be aligned with confidence are left out.
+    The transcription's line breaks need not match the page: the text is aligned to the lines found on the page automatically, and lines that cannot be aligned with confidence are left out.
 
     Example: ocr adapt diary/*.jpg -o diary.safetensors   (with diary/p1.jpg + diary/p1.txt, ...)
              ocr recognize diary/ --model diary.safetensors
