@@ -24,6 +24,8 @@ class SegmentConfig:
     min_width: float = 0.3  # narrower lines are dropped as specks
     min_height: float = 0.12  # flatter blobs are dropped (stray strokes, rule remnants)
     pad: float = 0.25  # crop margin around a line, in letter heights
+    vertical_height: float = 2.5  # blobs this many pitches tall and ...
+    vertical_aspect: float = 0.6  # ... narrower than this times their height are not horizontal text
 
 
 def vertical_rules(ink: np.ndarray, letter: float) -> np.ndarray:
@@ -132,6 +134,8 @@ def find_lines(page: Page, cfg: SegmentConfig = SegmentConfig()) -> list[Line]:
         x, y, w, h, area = stats[i]
         if h < cfg.min_height * pitch or w < cfg.min_width * pitch:
             continue
+        if h > cfg.vertical_height * pitch and w < cfg.vertical_aspect * h:
+            continue  # taller than wide and several lines high: text written up the margin, or a drawing
         if h > 1.6 * pitch:
             rows = (labels[y:y + h, x:x + w] == i) & (clean[y:y + h, x:x + w] > 0)
             for a, b in _split_rows(rows.sum(axis=1).astype(np.float64), pitch):

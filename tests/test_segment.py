@@ -72,3 +72,23 @@ def test_table_cells_split_at_vertical_rules():
         assert ln.bbox.x1 <= rule or ln.bbox.x0 >= rule  # no line crosses the rule
     # Reading order: row by row, the number before its entry.
     assert [ln.bbox.x0 < rule for ln in lines] == [True, False] * len(rows)
+
+
+def test_text_written_up_the_margin_is_not_read_as_lines():
+    # A letter with a note written up its left margin (as on the poilus wills): cursive, so each of
+    # its lines is one connected stroke, drawn here as a wavy line through the letters.
+    import cv2
+
+    body = render_page(LINES * 2, width=1400, margin=80)
+    note = render_page(["a note in the margin of it", "and a second line of it"], width=900, margin=10).copy()
+    for y in (28, 108):
+        xs = np.arange(10, 800)
+        pts = np.stack([xs, y + (6 * np.sin(xs / 9.0)).astype(int)], axis=1).astype(np.int32)
+        cv2.polylines(note, [pts], False, 25, 3)
+    note = np.ascontiguousarray(np.rot90(note))
+    page_img = np.full((max(body.shape[0], note.shape[0] + 60), body.shape[1] + note.shape[1] + 40), 245, np.uint8)
+    page_img[: body.shape[0], note.shape[1] + 40:] = body
+    page_img[60:60 + note.shape[0], 10:10 + note.shape[1]] = note
+    page, lines = _lines(page_img, deskew=False)
+    assert len(lines) == 2 * len(LINES)
+    assert all(ln.bbox.x0 > note.shape[1] for ln in lines)
