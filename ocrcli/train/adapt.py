@@ -45,7 +45,7 @@ class AdaptConfig:
     augment_prob: float = 0.8
     seed: int = 0
     precision: str = "auto"
-    max_cer: float = 0.5  # alignment: drop lines whose reading is further than this from their text
+    max_cer: float = 0.8  # alignment: drop lines whose reading is further than this from their text (a safety net: the cut is decided by CTC)
     min_margin: float = 2.0  # alignment: drop lines whose cut is not this many nats better than the next
 
 
