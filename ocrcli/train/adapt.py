@@ -32,8 +32,8 @@ from ocrcli.recognition.lineimage import normalize_line
 from ocrcli.recognition.weights import ModelInfo, file_sha256, load_model, save_model
 from ocrcli.train.align import AlignedLine, align_page
 from ocrcli.train.augment import augment
-from ocrcli.train.data import LineSample, bucketed_batches, collate
-from ocrcli.train.loop import evaluate, resolve_precision
+from ocrcli.train.data import LineSample, bucketed_batches
+from ocrcli.train.loop import evaluate, resolve_precision, train_step
 
 
 @dataclass(frozen=True)
@@ -141,7 +141,6 @@ def fine_tune(model_path: Path, train: list[LineSample], holdout: list[LineSampl
     before = evaluate(model, charset, holdout, device)["all"].cer if holdout else None
     steps = adapt.steps or min(MAX_STEPS, max(MIN_STEPS, round(PASSES * len(train) / adapt.batch_size)))
     precision = resolve_precision(adapt.precision, device)
-    autocast_device = "cuda" if device.startswith("cuda") else "cpu"
     opt = torch.optim.AdamW(model.parameters(), lr=adapt.lr, weight_decay=1e-4)
     ctc = torch.nn.CTCLoss(zero_infinity=True)
     rng = np.random.default_rng(adapt.seed)
@@ -156,19 +155,10 @@ def fine_tune(model_path: Path, train: list[LineSample], holdout: list[LineSampl
             texts = [train[i].text for i in idx]
             for g in opt.param_groups:
                 g["lr"] = _lr(step, steps, adapt.lr)
-            model.train()
-            x, w = collate(images, spec.width_stride)
-            targets = torch.tensor([k for t in texts for k in charset.encode(t)], dtype=torch.long)
-            with torch.autocast(autocast_device, dtype=torch.bfloat16, enabled=precision == "bf16"):
-                out = model(x.to(device))
-            loss = ctc(out.float().cpu(), targets, model.output_lengths(w), torch.tensor([len(t) for t in texts]))
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(model.parameters(), 5.0)
-            opt.step()
+            loss = train_step(model, opt, ctc, charset, images, texts, device, precision)
             step += 1
             if step % 50 == 0 or step == steps:
-                log(f"  step {step}/{steps} loss {loss.item():.3f} ({time.time() - t0:.0f} s)")
+                log(f"  step {step}/{steps} loss {loss:.3f} ({time.time() - t0:.0f} s)")
     after = evaluate(model, charset, holdout, device)["all"].cer if holdout else None
     return model, info, before, after, steps
 

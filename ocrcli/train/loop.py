@@ -15,12 +15,12 @@ import numpy as np
 import torch
 
 from ocrcli.metrics import ErrorCounter
-from ocrcli.runtime import cpu_has_bf16
 from ocrcli.recognition.charset import DEFAULT_ALPHABET, Charset
 from ocrcli.recognition.decode import greedy_decode
 from ocrcli.recognition.lineimage import normalize_line
 from ocrcli.recognition.model import CRNN, CRNNSpec
 from ocrcli.recognition.weights import ModelInfo, save_model
+from ocrcli.runtime import cpu_has_bf16
 from ocrcli.train.augment import augment
 from ocrcli.train.data import LineSample, bucketed_batches, collate, load_lines
 
@@ -109,6 +109,24 @@ def evaluate(model: CRNN, charset: Charset, samples: list[LineSample], device: s
     return counters
 
 
+def train_step(model: CRNN, opt, ctc, charset: Charset, images: list[np.ndarray], texts: list[str],
+               device: str, precision: str) -> float:
+    """One optimisation step on a batch of normalised line images; returns the CTC loss."""
+    model.train()
+    x, w = collate(images, model.spec.width_stride)
+    targets = torch.tensor([k for t in texts for k in charset.encode(t)], dtype=torch.long)
+    target_lengths = torch.tensor([len(t) for t in texts], dtype=torch.long)
+    with torch.autocast("cuda" if device.startswith("cuda") else "cpu", dtype=torch.bfloat16, enabled=precision == "bf16"):
+        out = model(x.to(device))
+    # CTC in fp32 (on the CPU for CUDA runs: its loss is deterministic there).
+    loss = ctc(out.float().cpu(), targets, model.output_lengths(w), target_lengths)
+    opt.zero_grad(set_to_none=True)
+    loss.backward()
+    torch.nn.utils.clip_grad_norm_(model.parameters(), 5.0)
+    opt.step()
+    return loss.item()
+
+
 def train(cfg: TrainConfig) -> Path:
     """Train (or resume) and return the path of the best model file."""
     cfg.out_dir.mkdir(parents=True, exist_ok=True)
@@ -120,7 +138,6 @@ def train(cfg: TrainConfig) -> Path:
     torch.set_flush_denormal(True)  # denormal floats make CPU training crawl as weights shrink  # OpenCV's own pool would fight torch's for the same cores
     torch.manual_seed(cfg.seed)
     precision = resolve_precision(cfg.precision, cfg.device)
-    autocast_device = "cuda" if cfg.device.startswith("cuda") else "cpu"
     charset = Charset(DEFAULT_ALPHABET)
     spec = CRNNSpec(num_classes=charset.num_classes, height=cfg.height, channels=cfg.channels, hidden=cfg.hidden)
     model = CRNN(spec).to(cfg.device)
@@ -188,19 +205,7 @@ def train(cfg: TrainConfig) -> Path:
                 texts.append(s.text)
             for g in opt.param_groups:
                 g["lr"] = _lr_at(step, cfg)
-            model.train()
-            x, w = collate(images, spec.width_stride)
-            targets = torch.tensor([k for t in texts for k in charset.encode(t)], dtype=torch.long)
-            target_lengths = torch.tensor([len(t) for t in texts], dtype=torch.long)
-            with torch.autocast(autocast_device, dtype=torch.bfloat16, enabled=precision == "bf16"):
-                out = model(x.to(cfg.device))
-            # CTC in fp32 (on the CPU for CUDA runs: its loss is deterministic there).
-            loss = ctc(out.float().cpu(), targets, model.output_lengths(w), target_lengths)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(model.parameters(), 5.0)
-            opt.step()
-            losses.append(loss.item())
+            losses.append(train_step(model, opt, ctc, charset, images, texts, cfg.device, precision))
             state["step"] = step + 1
             state["lines_seen"] += len(texts)
             lines_window += len(texts)
