@@ -377,6 +377,9 @@ def train(
     """
     try:
         device = _validate_device(device)
+        from ocrcli.runtime import limit_memory
+
+        limit_memory()  # before torch loads: training meets many batch widths too
         from ocrcli.recognition.engine import resolve_device
         from ocrcli.train.loop import TrainConfig, train as run_training
 
