@@ -86,7 +86,7 @@ class _Scorer:
 
 
 def align_page(hypotheses: list[str], log_probs: list[np.ndarray | None], transcript: str, charset: Charset,
-               max_cer: float = 0.8, min_margin: float = 2.0, radius: int = 3, passes: int = 2) -> list[AlignedLine]:
+               max_cer: float = 0.8, min_margin: float = 8.0, radius: int = 3, passes: int = 2) -> list[AlignedLine]:
     """Give each of a page's lines (model readings + log-probs, reading order) its run of the transcript's words."""
     words = normalize_text(transcript).split()
     n = len(hypotheses)
