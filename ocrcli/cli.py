@@ -453,12 +453,12 @@ def adapt(
 
         limit_memory()
         quiet_decoders()
+        from ocrcli.api import load_recognizer
         from ocrcli.config import RecognizeConfig, RunConfig
-        from ocrcli.recognition.engine import Recognizer
         from ocrcli.train.adapt import AdaptConfig, adapt_model
 
         cfg = RunConfig(dpi=dpi, recognize=RecognizeConfig(model_path=model, device=device, precision=precision.value))
-        recognizer = Recognizer(model, device, 32, precision.value)
+        recognizer = load_recognizer(cfg)
         settings = AdaptConfig(steps=steps, lr=lr, holdout=holdout, seed=seed, precision=precision.value,
                                max_cer=max_cer, min_margin=min_margin)
 
