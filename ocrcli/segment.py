@@ -26,6 +26,12 @@ class SegmentConfig:
     pad: float = 0.25  # crop margin around a line, in letter heights
     vertical_height: float = 2.5  # blobs this many pitches tall and ...
     vertical_aspect: float = 0.6  # ... narrower than this times their height are not horizontal text
+    # Blobs taller than split_height pitches are looked at for two line bodies; taller than
+    # cut_height, they are cut into round(height / pitch) lines whatever their valleys.
+    split_height: float = 1.2
+    cut_height: float = 1.6
+    min_peak: float = 0.3  # a line body's peak in the row profile, as a share of the blob's highest
+    max_valley: float = 0.5  # the valley between two bodies, as a share of the lower peak
 
 
 def vertical_rules(ink: np.ndarray, letter: float) -> np.ndarray:
@@ -110,6 +116,31 @@ def _split_rows(profile: np.ndarray, pitch: float) -> list[tuple[int, int]]:
     return [(a, b) for a, b in zip(edges, edges[1:]) if b - a > 2]
 
 
+def _split_at_valleys(profile: np.ndarray, pitch: float, min_peak: float, max_valley: float) -> list[tuple[int, int]]:
+    """Cut a blob's row range between line bodies: peaks of the smoothed row profile at least
+    0.6 pitch apart and ``min_peak`` of the highest, cut at the lowest row between two neighbours
+    when it falls below ``max_valley`` of the lower peak (touching lines keep a clear valley)."""
+    n = len(profile)
+    win = max(3, int(pitch / 4) | 1)
+    smooth = np.convolve(profile, np.ones(win) / win, mode="same")
+    top = smooth.max()
+    if top <= 0:
+        return [(0, n)]
+    is_peak = np.r_[False, (smooth[1:-1] >= smooth[:-2]) & (smooth[1:-1] > smooth[2:]), False] & (smooth >= min_peak * top)
+    kept: list[int] = []
+    for i in sorted(np.nonzero(is_peak)[0], key=lambda i: -smooth[i]):
+        if all(abs(i - k) >= 0.6 * pitch for k in kept):
+            kept.append(int(i))
+    kept.sort()
+    cuts = []
+    for a, b in zip(kept, kept[1:]):
+        c = a + int(np.argmin(smooth[a:b]))
+        if smooth[c] <= max_valley * min(smooth[a], smooth[b]):
+            cuts.append(c)
+    edges = [0] + cuts + [n]
+    return [(a, b) for a, b in zip(edges, edges[1:]) if b - a > 2]
+
+
 def find_lines(page: Page, cfg: SegmentConfig = SegmentConfig()) -> list[Line]:
     """Text lines of a page in reading order (boxes in the page's pixels)."""
     ink = page.ink
@@ -136,9 +167,14 @@ def find_lines(page: Page, cfg: SegmentConfig = SegmentConfig()) -> list[Line]:
             continue
         if h > cfg.vertical_height * pitch and w < cfg.vertical_aspect * h:
             continue  # taller than wide and several lines high: text written up the margin, or a drawing
-        if h > 1.6 * pitch:
+        if h > cfg.split_height * pitch:
             rows = (labels[y:y + h, x:x + w] == i) & (clean[y:y + h, x:x + w] > 0)
-            for a, b in _split_rows(rows.sum(axis=1).astype(np.float64), pitch):
+            profile = rows.sum(axis=1).astype(np.float64)
+            if h > cfg.cut_height * pitch:
+                pieces = _split_rows(profile, pitch)
+            else:  # two lines joined by a descender, or one line with tall loops: cut only at a clear valley
+                pieces = _split_at_valleys(profile, pitch, cfg.min_peak, cfg.max_valley)
+            for a, b in pieces:
                 cols = np.nonzero(rows[a:b].any(axis=0))[0]
                 if len(cols):
                     boxes.append([x + int(cols[0]), y + a, x + int(cols[-1]) + 1, y + b])

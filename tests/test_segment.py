@@ -92,3 +92,31 @@ def test_text_written_up_the_margin_is_not_read_as_lines():
     page, lines = _lines(page_img, deskew=False)
     assert len(lines) == 2 * len(LINES)
     assert all(ln.bbox.x0 > note.shape[1] for ln in lines)
+
+
+def test_lines_joined_by_a_long_stroke_are_split_at_their_valley():
+    """Close lines where one descender runs into the next line: one blob about 1.5 line pitches
+    tall, too short to be cut by height alone; the valley between the two line bodies splits it."""
+    from PIL import Image, ImageDraw
+
+    im = Image.fromarray(render_page(spacing=1.6))
+    draw = ImageDraw.Draw(im)
+    pitch = int(36 * 1.6)
+    for i in (0, 2):  # line 1 runs into line 2, line 3 into line 4
+        y = 80 + i * pitch + 20
+        draw.line([(400, y), (404, y + pitch)], fill=25, width=4)
+    page, lines = _lines(np.asarray(im), deskew=False)
+    assert len(lines) == len(LINES)
+    for ln in lines:
+        assert ln.bbox.height < 1.2 * pitch
+
+
+def test_valley_split_keeps_one_line_with_tall_loops():
+    from ocrcli.segment import _split_at_valleys
+
+    body = np.exp(-0.5 * ((np.arange(60) - 30) / 6.0) ** 2) * 100
+    loops = body + 15 * np.exp(-0.5 * ((np.arange(60) - 8) / 3.0) ** 2)  # ascender loops above the body
+    assert _split_at_valleys(loops, pitch=40, min_peak=0.3, max_valley=0.5) == [(0, 60)]
+    two = body[:45].tolist() + body[15:].tolist()  # two bodies 30 rows apart, the gap between them empty
+    pieces = _split_at_valleys(np.array(two), pitch=40, min_peak=0.3, max_valley=0.5)
+    assert len(pieces) == 2 and 40 <= pieces[0][1] <= 50
