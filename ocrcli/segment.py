@@ -24,6 +24,7 @@ class SegmentConfig:
     min_width: float = 0.3  # narrower lines are dropped as specks
     min_height: float = 0.12  # flatter blobs are dropped (stray strokes, rule remnants)
     pad: float = 0.25  # crop margin around a line, in letter heights
+    ink_trim: float = 0.01  # share of a line's ink, at each end of its rows, left out of its crop's height
     vertical_height: float = 2.5  # blobs this many pitches tall and ...
     vertical_aspect: float = 0.6  # ... narrower than this times their height are not horizontal text
     # Blobs taller than split_height pitches are looked at for two line bodies; taller than
@@ -276,6 +277,13 @@ def line_crops(page: Page, lines: list[Line], cfg: SegmentConfig = SegmentConfig
         if len(mine):
             y0 = max(0, min(y0, int(stats[mine, cv2.CC_STAT_TOP].min())), b.y0 - int(letter))
             y1 = min(h, max(y1, int((stats[mine, cv2.CC_STAT_TOP] + stats[mine, cv2.CC_STAT_HEIGHT]).max())), b.y1 + int(letter))
+            # Then keep the rows that hold all but the outermost ink_trim of the line's own ink: a
+            # box swollen by a stray mark keeps the text tall in the recognizer's fixed height.
+            rows = np.isin(labels[y0:y1, b.x0:b.x1], mine).sum(axis=1).astype(np.float64)
+            if rows.sum() > 0:
+                share = np.cumsum(rows) / rows.sum()
+                top, bottom = int(np.searchsorted(share, cfg.ink_trim)), int(np.searchsorted(share, 1 - cfg.ink_trim))
+                y0, y1 = y0 + top, y0 + bottom + 1
         y0, y1 = max(0, y0 - pad), min(h, y1 + pad)
         x0, x1 = max(0, b.x0 - pad), min(w, b.x1 + pad)
         crop = image[y0:y1, x0:x1].copy()

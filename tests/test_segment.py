@@ -120,3 +120,18 @@ def test_valley_split_keeps_one_line_with_tall_loops():
     two = body[:45].tolist() + body[15:].tolist()  # two bodies 30 rows apart, the gap between them empty
     pieces = _split_at_valleys(np.array(two), pitch=40, min_peak=0.3, max_valley=0.5)
     assert len(pieces) == 2 and 40 <= pieces[0][1] <= 50
+
+
+def test_a_stray_mark_near_a_line_does_not_stretch_its_crop():
+    """A speck just above a line is near enough to count as the line's own ink (an i-dot could be
+    there), but it is a tiny share of that ink: the crop stays as tall as the writing."""
+    import cv2
+
+    image = render_page().copy()
+    page, lines = _lines(image, deskew=False)
+    plain = line_crops(page, lines)[1]
+    cv2.circle(image, (400, lines[1].bbox.y0 - 14), 3, 25, -1)
+    page, lines = _lines(image, deskew=False)
+    marked = line_crops(page, lines)[1]
+    assert marked.box.y0 > lines[1].bbox.y0 - 14
+    assert abs(marked.box.height - plain.box.height) <= 3
