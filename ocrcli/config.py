@@ -26,6 +26,8 @@ class RecognizeConfig:
     device: str = "auto"
     batch_size: int = 32
     precision: str = "auto"  # CPU: "bf16" autocast where the CPU computes it natively ("auto"), or "fp32"
+    decoder: str = "beam"  # "beam": CTC beam search with the character language model; "greedy": best path
+    lm_path: Path | None = None  # None: the shipped language model
 
 
 @dataclass(frozen=True)

@@ -60,13 +60,17 @@ class OcrWorker:
         # A list keeps the reference from being resolved as an actor argument: Ray warns that actors
         # restarted after a failure may lose arguments held in the object store.
         model_path.write_bytes(ray.get(model_ref[0]))
-        self.cfg = replace(cfg, recognize=replace(cfg.recognize, model_path=model_path))
+        lm_path = None
+        if len(model_ref) > 1:  # the language model of beam search travels the same way
+            lm_path = Path(self._tmp.name) / "charlm.json.gz"
+            lm_path.write_bytes(ray.get(model_ref[1]))
+        self.cfg = replace(cfg, recognize=replace(cfg.recognize, model_path=model_path, lm_path=lm_path))
         try:
             from ocrcli.output import RunInfo
             from ocrcli.recognition.engine import Recognizer
 
             rc = self.cfg.recognize
-            self.recognizer = Recognizer(rc.model_path, rc.device, rc.batch_size, rc.precision)
+            self.recognizer = Recognizer(rc.model_path, rc.device, rc.batch_size, rc.precision, rc.decoder, rc.lm_path)
             self.run_info = RunInfo(self.recognizer.model_id, self.recognizer.sha256, self.recognizer.device)
         except OcrError as exc:  # reported by the driver as the batch's error, with its exit code
             self.fatal = exc
@@ -141,6 +145,14 @@ def run_on_ray(files: list[InputFile], cfg: RunConfig, options: RayOptions, mode
         from ocrcli.errors import ModelError
 
         raise ModelError(f"{model_path}: cannot read model ({exc.strerror or exc})") from None
+    shipped = [model_bytes]
+    if cfg.recognize.decoder == "beam":
+        from ocrcli.recognition.engine import default_lm_path
+        from ocrcli.recognition.lm import load_lm
+
+        lm_path = cfg.recognize.lm_path or default_lm_path()
+        load_lm(lm_path)  # a missing or damaged language model stops the batch here, not in every worker
+        shipped.append(lm_path.read_bytes())
     targets = output_paths(files, cfg)
     todo = [f for f in files if cfg.to_stdout or cfg.overwrite or not all(p.exists() for p in targets[f.path].values())]
     if not todo:  # nothing to schedule: don't start a cluster to skip files
@@ -158,7 +170,7 @@ def run_on_ray(files: list[InputFile], cfg: RunConfig, options: RayOptions, mode
         ds = ds.map_batches(
             OcrWorker, batch_size=1, compute=ray.data.ActorPoolStrategy(size=workers),
             num_cpus=options.cpus_per_worker, num_gpus=options.gpus_per_worker or None,
-            fn_constructor_kwargs={"cfg": cfg, "model_name": model_path.name, "model_ref": [ray.put(model_bytes)],
+            fn_constructor_kwargs={"cfg": cfg, "model_name": model_path.name, "model_ref": [ray.put(b) for b in shipped],
                                    "threads": max(1, int(options.cpus_per_worker))},
         )
         results = iter(ds.iter_rows())

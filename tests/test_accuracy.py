@@ -33,11 +33,19 @@ def test_fixture_lines_cer_matches_model_card(fixture_report):
 
 
 @pytest.mark.skipif(not MODEL.is_file(), reason="shipped model missing")
-def test_full_validation_cer_matches_model_card():
-    val = needs_shared("data", "val.tsv")
-    report = evaluate_lines(val, MODEL, "cpu", None, 32)
+def test_greedy_decoding_cer_matches_model_card():
+    report = evaluate_lines(FIXTURE_LINES, MODEL, "cpu", None, 32, decoder="greedy")
     cer = report.counters["all"].cer
-    assert cer <= _card_cer("val") + 0.02, f"val CER {cer:.4f} is worse than the card says"
+    assert cer <= _card_cer("fixture-greedy") + 0.02, f"greedy CER {cer:.4f} on the fixture lines is worse than the card says"
+
+
+@pytest.mark.skipif(not MODEL.is_file(), reason="shipped model missing")
+@pytest.mark.parametrize("decoder, label", [("beam", "val"), ("greedy", "val-greedy")])
+def test_full_validation_cer_matches_model_card(decoder, label):
+    val = needs_shared("data", "val.tsv")
+    report = evaluate_lines(val, MODEL, "cpu", None, 32, decoder=decoder)
+    cer = report.counters["all"].cer
+    assert cer <= _card_cer(label) + 0.02, f"val CER {cer:.4f} ({decoder}) is worse than the card says"
 
 
 def test_low_confidence_means_more_errors(fixture_report):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import heapq
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -70,3 +72,75 @@ def split_words(text: str, xs: list[float], probs: list[float]) -> list[WordSpan
             words.append(WordSpan(text[start:i], max(0.0, xs[start] - half), xs[i - 1] + half, float(np.exp(np.mean(np.log(p))))))
             start = None
     return words
+
+
+_NEG = -1e30
+EOS = "\x03"  # the language model's end of line (ocrcli.recognition.lm.EOS)
+
+
+def _logsumexp(a: float, b: float) -> float:
+    if a < b:
+        a, b = b, a
+    return a + math.log1p(math.exp(b - a))
+
+
+def beam_decode(log_probs: np.ndarray, alphabet: str, lm, width: int = 8, prune: float = -8.0) -> Decoded:
+    """CTC prefix beam search of one line's (T, C) log-probabilities with a character LM (``lm``:
+    a ``CharLM``; each character scores ``lm.alpha * log P(char | text so far) + lm.beta``).
+
+    Classes with log-probability below ``prune`` in a frame are not extended there; runs of frames
+    where only the blank passes are applied in one step (most frames of a line), which is what
+    keeps this fast in Python.
+    """
+    alpha, beta = lm.alpha, lm.beta
+    history0 = lm.start()
+    beams: dict[str, tuple[float, float]] = {"": (0.0, _NEG)}  # prefix -> (log P ending in blank, in its last char)
+    lm_score = {"": 0.0}
+    emitted: dict[str, tuple[tuple[int, ...], tuple[float, ...]]] = {"": ((), ())}
+    passing = log_probs > prune
+    only_blank = ~passing[:, 1:].any(axis=1)
+    t, frames = 0, len(log_probs)
+    while t < frames:
+        if only_blank[t]:
+            end = t + 1
+            while end < frames and only_blank[end]:
+                end += 1
+            blank = float(log_probs[t:end, 0].sum())
+            beams = {pre: (_logsumexp(pb, pnb) + blank, _NEG) for pre, (pb, pnb) in beams.items()}
+            t = end
+            continue
+        row = log_probs[t]
+        candidates = [(int(k), float(row[k])) for k in np.flatnonzero(passing[t])]
+        following: dict[str, list[float]] = {}
+        for pre, (pb, pnb) in beams.items():
+            total = _logsumexp(pb, pnb)
+            last = pre[-1] if pre else ""
+            for k, p in candidates:
+                if k == 0:
+                    entry = following.setdefault(pre, [_NEG, _NEG])
+                    entry[0] = _logsumexp(entry[0], total + p)
+                    continue
+                char = alphabet[k - 1]
+                extended = pre + char
+                if extended not in lm_score:
+                    lm_score[extended] = lm_score[pre] + alpha * lm.logp(history0 + pre, char) + beta
+                    frames_, probs_ = emitted[pre]
+                    emitted[extended] = (frames_ + (t,), probs_ + (math.exp(p),))
+                entry = following.setdefault(extended, [_NEG, _NEG])
+                if char == last:  # a repeat extends the text only after a blank; otherwise it continues pre
+                    entry[1] = _logsumexp(entry[1], pb + p)
+                    same = following.setdefault(pre, [_NEG, _NEG])
+                    same[1] = _logsumexp(same[1], pnb + p)
+                else:
+                    entry[1] = _logsumexp(entry[1], total + p)
+        if len(following) > width:
+            scored = [(_logsumexp(pb, pnb) + lm_score[pre], pre) for pre, (pb, pnb) in following.items()]
+            kept = heapq.nlargest(width, scored)
+            beams = {pre: (following[pre][0], following[pre][1]) for _, pre in kept}
+        else:
+            beams = {pre: (pb, pnb) for pre, (pb, pnb) in following.items()}
+        t += 1
+    best = max(beams, key=lambda pre: _logsumexp(*beams[pre]) + lm_score[pre] + alpha * lm.logp(history0 + pre, EOS))
+    index = {ch: i + 1 for i, ch in enumerate(alphabet)}
+    frames_, probs_ = emitted[best]
+    return Decoded([index[ch] for ch in best], list(frames_), list(probs_))

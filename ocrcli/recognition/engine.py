@@ -10,23 +10,38 @@ import numpy as np
 
 from ocrcli.errors import DeviceError, ModelError
 from ocrcli.recognition.charset import Charset
-from ocrcli.recognition.decode import greedy_decode
+from ocrcli.recognition.decode import beam_decode, greedy_decode
 from ocrcli.recognition.lineimage import normalize_line
 
 MODEL_ENV = "OCRCLI_MODEL"
 DEFAULT_MODEL_NAME = "ocrcli-crnn-v1.safetensors"
+LM_ENV = "OCRCLI_LM"
+DEFAULT_LM_NAME = "ocrcli-charlm-v1.json.gz"
+DECODERS = ("beam", "greedy")
+# Beam search: 6 prefixes, classes below e^-7 in a frame not extended. On 600 val lines: CER 23.4%
+# at 175 lines/s of decoding vs 23.1% at 95 lines/s with 8 and e^-8 (greedy: 28.1%).
+BEAM_WIDTH = 6
+BEAM_PRUNE = -7.0
+
+
+def _shipped(name: str) -> Path:
+    here = Path(__file__).resolve().parent.parent  # ocrcli/
+    for candidate in (here / "models" / name, here.parent / "models" / name):
+        if candidate.is_file():
+            return candidate
+    return here.parent / "models" / name
 
 
 def default_model_path() -> Path:
     """The model used when none is given: $OCRCLI_MODEL, else the one shipped in models/."""
     env = os.environ.get(MODEL_ENV)
-    if env:
-        return Path(env)
-    here = Path(__file__).resolve().parent.parent  # ocrcli/
-    for candidate in (here / "models" / DEFAULT_MODEL_NAME, here.parent / "models" / DEFAULT_MODEL_NAME):
-        if candidate.is_file():
-            return candidate
-    return here.parent / "models" / DEFAULT_MODEL_NAME
+    return Path(env) if env else _shipped(DEFAULT_MODEL_NAME)
+
+
+def default_lm_path() -> Path:
+    """The language model of beam search when none is given: $OCRCLI_LM, else the shipped one."""
+    env = os.environ.get(LM_ENV)
+    return Path(env) if env else _shipped(DEFAULT_LM_NAME)
 
 
 def resolve_device(requested: str) -> str:
@@ -64,9 +79,19 @@ class Recognizer:
     """Loads a model once and recognises batches of grayscale line crops."""
 
     def __init__(self, model_path: Path | None = None, device: str = "auto", batch_size: int = 32,
-                 precision: str = "auto") -> None:
+                 precision: str = "auto", decoder: str = "beam", lm_path: Path | None = None) -> None:
         """``precision``: "fp32", "bf16" (CPU: bfloat16 autocast) or "auto" (bf16 on CPUs that compute
-        it natively, fp32 on others; CUDA always runs the model in fp16)."""
+        it natively, fp32 on others; CUDA always runs the model in fp16). ``decoder``: "beam" (CTC
+        beam search with the character language model ``lm_path``, default the shipped one) or
+        "greedy" (best path: faster, less accurate)."""
+        if decoder not in DECODERS:
+            raise ValueError(f"decoder must be one of {', '.join(DECODERS)}, not {decoder!r}")
+        self.lm = None
+        if decoder == "beam":
+            from ocrcli.recognition.lm import load_lm
+
+            self.lm = load_lm(Path(lm_path) if lm_path else default_lm_path())
+        self.decoder = decoder
         import torch
 
         self.model_path = Path(model_path) if model_path else default_model_path()
@@ -100,7 +125,8 @@ class Recognizer:
         for i, (frames, width) in enumerate(zip(*self._frames(crops))):
             if frames is None:
                 continue
-            decoded = greedy_decode(frames)
+            decoded = (beam_decode(frames, self.charset.alphabet, self.lm, BEAM_WIDTH, BEAM_PRUNE) if self.lm
+                       else greedy_decode(frames))
             scale = self.model.spec.width_stride * crops[i].shape[1] / width  # frame -> crop pixels
             xs = tuple((f + 0.5) * scale for f in decoded.frames)
             results[i] = LineText(self.charset.decode(decoded.labels), decoded.confidence, xs, tuple(decoded.probs))

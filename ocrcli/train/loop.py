@@ -73,14 +73,14 @@ def resolve_precision(precision: str, device: str) -> str:
     return "bf16" if cpu_has_bf16() else "fp32"
 
 
-def _stratified(samples: list[LineSample], limit: int, seed: int) -> list[LineSample]:
+def stratified(samples: list, limit: int, seed: int, group=lambda s: s.group) -> list:
     """A fixed subset with every group represented in proportion (at least 30 lines each)."""
     if len(samples) <= limit:
         return samples
     rng = random.Random(seed)
-    groups: dict[str, list[LineSample]] = {}
+    groups: dict[str, list] = {}
     for s in samples:
-        groups.setdefault(s.group, []).append(s)
+        groups.setdefault(group(s), []).append(s)
     out = []
     for g in sorted(groups):
         members = groups[g]
@@ -162,7 +162,7 @@ def train(cfg: TrainConfig) -> Path:
     train_samples: list[LineSample] = []
     for tsv in cfg.train_tsvs:
         train_samples += load_lines(tsv, charset, spec.height)
-    val_samples = _stratified(load_lines(cfg.val_tsv, charset, spec.height), cfg.val_limit, cfg.seed)
+    val_samples = stratified(load_lines(cfg.val_tsv, charset, spec.height), cfg.val_limit, cfg.seed)
     _log(f"{len(train_samples)} training lines, {len(val_samples)} validation lines, "
          f"{sum(p.numel() for p in model.parameters())/1e6:.2f}M parameters, {precision} on {cfg.device}")
 

@@ -1,0 +1,60 @@
+"""Build the character language model of beam-search decoding from line transcriptions."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable
+
+from ocrcli.recognition.charset import normalize_text
+from ocrcli.recognition.lm import BOS, EOS, CharLM
+
+
+def build_charlm(texts: Iterable[str], order: int = 6, discount: float = 0.7, vocabulary: int = 200,
+                 min_count: int = 1, info: dict | None = None) -> CharLM:
+    """Count every n-gram (n = 1..order) of the normalised lines, each padded with BOS and ended by EOS.
+
+    Contexts of 3 or more characters seen fewer than ``min_count`` times are left out (they back
+    off to their shorter contexts): a smaller file that loads faster.
+    """
+    if order < 1:
+        raise ValueError("order must be at least 1")
+    tables: list[dict[str, dict[str, int]]] = [defaultdict(lambda: defaultdict(int)) for _ in range(order)]
+    lines = 0
+    for raw in texts:
+        text = normalize_text(raw)
+        if not text:
+            continue
+        lines += 1
+        padded = BOS * (order - 1) + text + EOS
+        for i in range(order - 1, len(padded)):
+            char = padded[i]
+            for n in range(order):
+                tables[n][padded[i - n:i]][char] += 1
+    counts = [{h: ["".join(f), list(f.values())] for h, f in sorted(level.items()) if n < 3 or sum(f.values()) >= min_count}
+              for n, level in enumerate(tables)]
+    return CharLM(order, discount, vocabulary, counts, info={**(info or {}), "lines": lines})
+
+
+def tune_weights(lm: CharLM, log_probs: list, references: list[str], alphabet: str,
+                 alphas=(0.2, 0.3, 0.4, 0.6), betas=(0.5, 1.0, 1.5, 2.0, 3.0), width: int = 6, prune: float = -7.0) -> list[tuple[float, float, float]]:
+    """CER of beam search for each (alpha, beta) on lines whose network outputs are ``log_probs``;
+    sets the best pair on ``lm`` and returns (cer, alpha, beta) for all, best first."""
+    from ocrcli.metrics import ErrorCounter
+    from ocrcli.recognition.decode import beam_decode
+
+    refs = [normalize_text(r) for r in references]
+    results = []
+    for alpha in alphas:
+        for beta in betas:
+            lm.alpha, lm.beta = alpha, beta
+            counter = ErrorCounter()
+            for lp, ref in zip(log_probs, refs):
+                if lp is None:
+                    counter.add("", ref)
+                    continue
+                labels = beam_decode(lp, alphabet, lm, width, prune).labels
+                counter.add(normalize_text("".join(alphabet[k - 1] for k in labels)), ref)
+            results.append((counter.cer, alpha, beta))
+    results.sort()
+    lm.alpha, lm.beta = results[0][1], results[0][2]
+    return results

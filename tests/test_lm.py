@@ -1,0 +1,130 @@
+"""The character language model and CTC beam search of --decoder beam."""
+
+import gzip
+import json
+import math
+
+import numpy as np
+import pytest
+
+from PIL import Image
+from typer.testing import CliRunner
+
+from conftest import FIXTURE_LINES, ROOT, render_line
+from ocrcli.cli import app
+from ocrcli.errors import ModelError
+from ocrcli.recognition.decode import beam_decode, greedy_decode
+from ocrcli.recognition.lm import EOS, load_lm
+from ocrcli.train.charlm import build_charlm
+
+ALPHABET = "abehlo "
+TEXTS = ["hello", "hello hello", "he hole", "hello bob", "a bee"]
+
+
+def run_ocr(*args):
+    return CliRunner().invoke(app, [str(a) for a in args])
+
+
+def _lm(**kw):
+    return build_charlm(TEXTS, order=4, vocabulary=len(ALPHABET) + 1, **kw)
+
+
+def test_probabilities_sum_to_one_in_every_context():
+    lm = _lm()
+    for history in (lm.start(), lm.start() + "he", lm.start() + "hel", lm.start() + "zzz"):
+        total = sum(math.exp(lm.logp(history, ch)) for ch in ALPHABET + EOS)
+        assert total == pytest.approx(1.0, abs=1e-9)
+    seen, unseen = lm.logp(lm.start() + "hel", "l"), lm.logp(lm.start() + "hel", "a")
+    assert seen > unseen
+
+
+def test_saved_model_loads_with_the_same_probabilities(tmp_path):
+    lm = _lm(min_count=1)
+    lm.alpha, lm.beta = 0.5, 1.25
+    lm.save(tmp_path / "lm.json.gz")
+    again = load_lm(tmp_path / "lm.json.gz")
+    assert (again.order, again.alpha, again.beta) == (4, 0.5, 1.25)
+    for history in (lm.start() + "hel", lm.start() + "a b"):
+        for ch in ALPHABET + EOS:
+            assert again.logp(history, ch) == pytest.approx(lm.logp(history, ch))
+
+
+def test_min_count_leaves_out_rare_long_contexts():
+    full, pruned = _lm(min_count=1), _lm(min_count=3)
+    assert len(pruned.counts[3]) < len(full.counts[3])
+    assert pruned.counts[1] == full.counts[1]  # short contexts are always kept
+
+
+def test_bad_language_model_files_are_model_errors(tmp_path):
+    with pytest.raises(ModelError, match="not found"):
+        load_lm(tmp_path / "missing.json.gz")
+    (tmp_path / "junk.json.gz").write_bytes(b"not gzip at all")
+    with pytest.raises(ModelError, match="not a readable"):
+        load_lm(tmp_path / "junk.json.gz")
+    (tmp_path / "other.json.gz").write_bytes(gzip.compress(json.dumps({"format": "something-else"}).encode()))
+    with pytest.raises(ModelError, match="not an ocrcli"):
+        load_lm(tmp_path / "other.json.gz")
+    (tmp_path / "cut.json.gz").write_bytes(gzip.compress(json.dumps({"format": "ocrcli-charlm", "order": 4}).encode()))
+    with pytest.raises(ModelError, match="damaged"):
+        load_lm(tmp_path / "cut.json.gz")
+
+
+def _frames(*columns):
+    """(T, C) log-probabilities from per-frame {char: prob} dicts; the rest of each frame is blank."""
+    out = np.full((len(columns), len(ALPHABET) + 1), 1e-6)
+    for t, probs in enumerate(columns):
+        for ch, p in probs.items():
+            out[t, ALPHABET.index(ch) + 1] = p
+        out[t, 0] = max(1e-6, 1.0 - sum(probs.values()))
+    return np.log(out / out.sum(axis=1, keepdims=True))
+
+
+def test_beam_search_uses_the_language_model_where_the_network_hesitates():
+    lp = _frames({"h": 0.9}, {}, {"a": 0.5, "e": 0.4}, {}, {"l": 0.9}, {}, {"l": 0.9}, {}, {"o": 0.9})
+    labels = greedy_decode(lp).labels
+    assert "".join(ALPHABET[k - 1] for k in labels) == "hallo"
+    lm = _lm()
+    lm.alpha, lm.beta = 0.5, 0.5
+    decoded = beam_decode(lp, ALPHABET, lm, width=8, prune=-12.0)
+    assert "".join(ALPHABET[k - 1] for k in decoded.labels) == "hello"
+    assert decoded.frames == [0, 2, 4, 6, 8]  # where each character was emitted
+    assert all(0 < p <= 1 for p in decoded.probs)
+
+
+def test_beam_search_keeps_what_the_network_is_sure_of():
+    """Double letters need a blank between them; confident frames win over the LM."""
+    lm = _lm()
+    lm.alpha, lm.beta = 0.5, 0.5
+    lp = _frames({"b": 0.99}, {"o": 0.99}, {"o": 0.99}, {}, {"b": 0.99})
+    assert "".join(ALPHABET[k - 1] for k in beam_decode(lp, ALPHABET, lm).labels) == "bob"
+    lp = _frames({"b": 0.99}, {"e": 0.99}, {}, {"e": 0.99})
+    assert "".join(ALPHABET[k - 1] for k in beam_decode(lp, ALPHABET, lm).labels) == "bee"
+    assert beam_decode(_frames({}, {}), ALPHABET, lm).labels == []
+
+
+def test_shipped_language_model_loads():
+    lm = load_lm(ROOT / "models" / "ocrcli-charlm-v1.json.gz")
+    assert lm.order >= 3 and lm.alpha > 0
+    assert lm.logp(lm.start() + "the", " ") > lm.logp(lm.start() + "the", "Q")
+
+
+def test_cli_decoders_and_language_model_options(tmp_path):
+    line = tmp_path / "line.png"
+    Image.fromarray(render_line("Dear Anna, thank you")).save(line)
+    beam = run_ocr("recognize", "--layout", "line", "--stdout", "-q", "--device", "cpu", line)
+    greedy = run_ocr("recognize", "--layout", "line", "--stdout", "-q", "--device", "cpu", "--decoder", "greedy", line)
+    assert beam.exit_code == 0 and greedy.exit_code == 0 and beam.output.strip() and greedy.output.strip()
+    missing = run_ocr("recognize", "--layout", "line", "--stdout", "--device", "cpu", "--lm", tmp_path / "none.json.gz", line)
+    assert missing.exit_code == 4 and "language model not found" in missing.output
+    misuse = run_ocr("recognize", "--stdout", "--decoder", "greedy", "--lm", tmp_path / "x", line)
+    assert misuse.exit_code == 2
+
+
+def test_train_lm_builds_a_model_that_eval_uses(tmp_path):
+    out = tmp_path / "lm.json.gz"
+    built = run_ocr("train-lm", "--train", FIXTURE_LINES, "--order", "5", "--out", out)
+    assert built.exit_code == 0, built.output
+    assert load_lm(out).order == 5
+    report = run_ocr("eval", FIXTURE_LINES, "--limit", "20", "--device", "cpu", "--lm", out)
+    assert report.exit_code == 0, report.output
+    assert "beam decoding" in report.output
