@@ -30,7 +30,8 @@ def build_charlm(texts: Iterable[str], order: int = 6, discount: float = 0.7, vo
             char = padded[i]
             for n in range(order):
                 tables[n][padded[i - n:i]][char] += 1
-    counts = [{h: ["".join(f), list(f.values())] for h, f in sorted(level.items()) if n < 3 or sum(f.values()) >= min_count}
+    counts = [{h: "".join(f) + "\t" + ",".join(map(str, f.values())) for h, f in sorted(level.items())
+               if n < 3 or sum(f.values()) >= min_count}
               for n, level in enumerate(tables)]
     return CharLM(order, discount, vocabulary, counts, info={**(info or {}), "lines": lines})
 
