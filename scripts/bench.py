@@ -1,7 +1,7 @@
 """`make bench`: speed and memory of ocrcli on this machine, printed as one table.
 
-Rows: `ocr --help` start-up, first result for one image (model load included), line throughput and
-CER (pre-cropped lines, --layout line path), whole-page time with its split by stage, peak RSS of
+Rows: `ocr --help` start-up, first result for one image (model load included) and line throughput and
+CER (pre-cropped lines, --layout line path), each with both decoders (beam, greedy), whole-page time with its split by stage, peak RSS of
 the line run, the page run and a 300-page PDF. Uses ../shared/data when present (a fixed 1000-line
 val subset and every 6th validation page), else the committed fixture lines and the sample pages.
 
@@ -152,6 +152,9 @@ def long_pdf(pages: list[Path], count: int, folder: Path) -> Path:
     return path
 
 
+DECODERS = ("beam", "greedy")  # beam search with the language model (the default), and best path
+
+
 def main() -> None:
     rows: list[tuple[str, str]] = []
     helps = []
@@ -162,20 +165,24 @@ def main() -> None:
     rows.append(("`ocr --help` start-up (median of 5)", f"{statistics.median(helps):.3f} s"))
 
     sample = sorted((ROOT / "samples" / "pages").glob("*.jpg"))
-    seconds, rss = child_peak_rss_mb([*OCR, "recognize", str(sample[0]), "--stdout", "-q", "--device", "cpu"])
-    rows.append(("first result, one page image, model load included", f"{seconds:.2f} s"))
+    for decoder in DECODERS:
+        seconds, rss = child_peak_rss_mb([*OCR, "recognize", str(sample[0]), "--stdout", "-q", "--device", "cpu", "--decoder", decoder])
+        rows.append((f"first result, one page image, model load included, --decoder {decoder}", f"{seconds:.2f} s"))
 
     tsv = line_subset()
     n_lines = sum(1 for _ in open(tsv, encoding="utf-8"))
-    out = subprocess.run([*OCR, "eval", str(tsv), "--device", "cpu"], capture_output=True, text=True, check=True, cwd=ROOT).stdout
-    summary = [l for l in out.splitlines() if "lines/s" in l][-1]
-    cer = [l for l in out.splitlines() if l.strip().startswith(("│ all", "| all", "all"))]
-    rows.append((f"line recognition, {n_lines} lines ({tsv.name})", summary.strip()))
-    if cer:
-        rows.append(("  CER on those lines", cer[-1].split("│")[4].strip() if "│" in cer[-1] else cer[-1]))
+    ours_lps = {}
+    for decoder in DECODERS:
+        out = subprocess.run([*OCR, "eval", str(tsv), "--device", "cpu", "--decoder", decoder],
+                             capture_output=True, text=True, check=True, cwd=ROOT).stdout
+        summary = [l for l in out.splitlines() if "lines/s" in l][-1]
+        cer = [l for l in out.splitlines() if l.strip().startswith(("│ all", "| all", "all"))]
+        rows.append((f"line recognition, {n_lines} lines ({tsv.name}), --decoder {decoder}", summary.strip()))
+        if cer:
+            rows.append(("  CER on those lines", cer[-1].split("│")[4].strip() if "│" in cer[-1] else cer[-1]))
+        ours_lps[decoder] = float(summary.split("(")[1].split()[0]) if "(" in summary else 0.0
     _, rss_lines = child_peak_rss_mb([*OCR, "eval", str(tsv), "--device", "cpu"])
-    rows.append(("  peak RSS, line run", f"{rss_lines:.0f} MB"))
-    ours_lps = float(summary.split("(")[1].split()[0]) if "(" in summary else 0.0
+    rows.append(("  peak RSS, line run (beam)", f"{rss_lines:.0f} MB"))
     peers = peer_python()
     line_rows = tsv_rows(tsv)
     if peers:
@@ -186,7 +193,8 @@ def main() -> None:
             lps = len(texts) / max(seconds, 1e-9)
             what = "same lines" if len(subset) == len(line_rows) else f"first {len(subset)} of the same lines"
             rows.append((f"{engine} line recognition, {what}", f"{lps:.1f} lines/s, CER {100 * cer_of(texts, [t for _, t in subset]):.2f}%"))
-            rows.append((f"  ocrcli / {engine} throughput", f"{ours_lps / max(lps, 1e-9):.2f}x"))
+            for decoder in DECODERS:
+                rows.append((f"  ocrcli / {engine} throughput, --decoder {decoder}", f"{ours_lps[decoder] / max(lps, 1e-9):.2f}x"))
             if len(subset) != len(line_rows):
                 sub = Path(tempfile.mkdtemp()) / "subset.tsv"
                 sub.write_text("".join(f"{p}\t{t}\n" for p, t in subset), encoding="utf-8")

@@ -24,6 +24,7 @@ from ocrcli.errors import ModelError
 FORMAT = "ocrcli-charlm"
 FORMAT_VERSION = 1
 BOS, EOS = "\x02", "\x03"
+CACHE_CONTEXTS = 20_000  # distributions kept (2 x 1.6 KB each): about 60 MB at most
 
 
 @dataclass
@@ -57,6 +58,9 @@ class CharLM:
         """log P(. | context) over the vocabulary (positions from ``_index``), cached per context."""
         dist = self._dists.get(context)
         if dist is None:
+            if len(self._probs) > CACHE_CONTEXTS:  # bounded memory over a long batch: start afresh
+                self._dists.clear()
+                self._probs.clear()
             dist = np.log(self._dist(context))
             self._dists[context] = dist
         return dist
