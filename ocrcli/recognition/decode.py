@@ -96,7 +96,7 @@ def beam_decode(log_probs: np.ndarray, alphabet: str, lm, width: int = 8, prune:
     history0 = lm.start()
     beams: dict[str, tuple[float, float]] = {"": (0.0, _NEG)}  # prefix -> (log P ending in blank, in its last char)
     lm_score = {"": 0.0}
-    emitted: dict[str, tuple[tuple[int, ...], tuple[float, ...]]] = {"": ((), ())}
+    emitted: dict[str, tuple[int, ...]] = {"": ()}  # prefix -> frame where each of its characters first appeared
     passing = log_probs > prune
     only_blank = ~passing[:, 1:].any(axis=1)
     t, frames = 0, len(log_probs)
@@ -124,8 +124,7 @@ def beam_decode(log_probs: np.ndarray, alphabet: str, lm, width: int = 8, prune:
                 extended = pre + char
                 if extended not in lm_score:
                     lm_score[extended] = lm_score[pre] + alpha * lm.logp(history0 + pre, char) + beta
-                    frames_, probs_ = emitted[pre]
-                    emitted[extended] = (frames_ + (t,), probs_ + (math.exp(p),))
+                    emitted[extended] = emitted[pre] + (t,)
                 entry = following.setdefault(extended, [_NEG, _NEG])
                 if char == last:  # a repeat extends the text only after a blank; otherwise it continues pre
                     entry[1] = _logsumexp(entry[1], pb + p)
@@ -142,5 +141,14 @@ def beam_decode(log_probs: np.ndarray, alphabet: str, lm, width: int = 8, prune:
         t += 1
     best = max(beams, key=lambda pre: _logsumexp(*beams[pre]) + lm_score[pre] + alpha * lm.logp(history0 + pre, EOS))
     index = {ch: i + 1 for i, ch in enumerate(alphabet)}
-    frames_, probs_ = emitted[best]
-    return Decoded([index[ch] for ch in best], list(frames_), list(probs_))
+    labels = [index[ch] for ch in best]
+    # Each character's frame and probability: its most likely frame between the frame where its
+    # prefix first appeared and the next character's (the first frame may be a weak early guess).
+    starts = list(emitted[best]) + [frames]
+    peaks, probs = [], []
+    for i, k in enumerate(labels):
+        segment = log_probs[starts[i]:max(starts[i + 1], starts[i] + 1), k]
+        j = int(segment.argmax())
+        peaks.append(starts[i] + j)
+        probs.append(math.exp(float(segment[j])))
+    return Decoded(labels, peaks, probs)

@@ -24,7 +24,7 @@ from ocrcli.errors import ModelError
 FORMAT = "ocrcli-charlm"
 FORMAT_VERSION = 1
 BOS, EOS = "\x02", "\x03"
-CACHE_CONTEXTS = 20_000  # distributions kept (2 x 1.6 KB each): about 60 MB at most
+CACHE_CONTEXTS = 6_000  # distributions kept (2 x 1.6 KB each): about 20 MB at most
 
 
 @dataclass
