@@ -459,10 +459,7 @@ def train_lm(
             rows = [(image, text) for image, text in rows if image is not None]
             recognizer = Recognizer(model, device, decoder="greedy")
             log_probs = recognizer.log_probs([image for image, _ in rows])
-            from ocrcli.recognition.engine import BEAM_PRUNE, BEAM_WIDTH
-
-            results = tune_weights(lm, log_probs, [text for _, text in rows], recognizer.charset.alphabet,
-                                   width=BEAM_WIDTH, prune=BEAM_PRUNE)
+            results = tune_weights(lm, log_probs, [text for _, text in rows], recognizer.charset.alphabet)
             for cer, alpha, beta in results[:5]:
                 _err(f"  alpha {alpha:.1f} beta {beta:.1f}: CER {100 * cer:.2f}%")
             lm.info.update({"tuned_on": f"{tune_on} ({len(rows)} lines)", "tuned_for": recognizer.model_id,

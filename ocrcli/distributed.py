@@ -25,7 +25,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from ocrcli.config import RunConfig
-from ocrcli.errors import DeviceError, OcrError
+from ocrcli.errors import DeviceError, ModelError, OcrError
 from ocrcli.inputs import InputFile
 from ocrcli.pipeline import FileOutcome, output_paths
 
@@ -142,17 +142,16 @@ def run_on_ray(files: list[InputFile], cfg: RunConfig, options: RayOptions, mode
     try:
         model_bytes = model_path.read_bytes()
     except OSError as exc:
-        from ocrcli.errors import ModelError
-
         raise ModelError(f"{model_path}: cannot read model ({exc.strerror or exc})") from None
     shipped = [model_bytes]
-    if cfg.recognize.decoder == "beam":
+    if cfg.recognize.decoder == "beam":  # the language model travels the same way (workers check it)
         from ocrcli.recognition.engine import default_lm_path
-        from ocrcli.recognition.lm import load_lm
 
         lm_path = cfg.recognize.lm_path or default_lm_path()
-        load_lm(lm_path)  # a missing or damaged language model stops the batch here, not in every worker
-        shipped.append(lm_path.read_bytes())
+        try:
+            shipped.append(lm_path.read_bytes())
+        except OSError as exc:
+            raise ModelError(f"{lm_path}: cannot read language model ({exc.strerror or exc})") from None
     targets = output_paths(files, cfg)
     todo = [f for f in files if cfg.to_stdout or cfg.overwrite or not all(p.exists() for p in targets[f.path].values())]
     if not todo:  # nothing to schedule: don't start a cluster to skip files

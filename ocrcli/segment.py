@@ -98,14 +98,19 @@ def line_pitch(ink: np.ndarray, letter: float) -> float:
     return float(first + 1)
 
 
+def _smooth(profile: np.ndarray, pitch: float) -> np.ndarray:
+    """A row profile averaged over a quarter of a line pitch (letters' inner gaps filled)."""
+    win = max(3, int(pitch / 4) | 1)
+    return np.convolve(profile, np.ones(win) / win, mode="same")
+
+
 def _split_rows(profile: np.ndarray, pitch: float) -> list[tuple[int, int]]:
     """Cut a tall blob's row range at the valleys of its smoothed row profile."""
     n = len(profile)
     k = int(round(n / pitch))
     if k < 2:
         return [(0, n)]
-    win = max(3, int(pitch / 4) | 1)
-    smooth = np.convolve(profile, np.ones(win) / win, mode="same")
+    smooth = _smooth(profile, pitch)
     cuts = []
     for j in range(1, k):
         centre = int(j * n / k)
@@ -122,8 +127,7 @@ def _split_at_valleys(profile: np.ndarray, pitch: float, min_peak: float, max_va
     0.6 pitch apart and ``min_peak`` of the highest, cut at the lowest row between two neighbours
     when it falls below ``max_valley`` of the lower peak (touching lines keep a clear valley)."""
     n = len(profile)
-    win = max(3, int(pitch / 4) | 1)
-    smooth = np.convolve(profile, np.ones(win) / win, mode="same")
+    smooth = _smooth(profile, pitch)
     top = smooth.max()
     if top <= 0:
         return [(0, n)]

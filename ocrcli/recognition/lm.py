@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import gzip
 import json
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -24,7 +25,7 @@ from ocrcli.errors import ModelError
 FORMAT = "ocrcli-charlm"
 FORMAT_VERSION = 1
 BOS, EOS = "\x02", "\x03"
-CACHE_CONTEXTS = 6_000  # distributions kept (2 x 1.6 KB each): about 20 MB at most
+CACHE_CONTEXTS = 12_000  # distributions kept (1.6 KB each): about 20 MB at most
 
 
 @dataclass
@@ -39,8 +40,7 @@ class CharLM:
 
     def __post_init__(self) -> None:
         self._index: dict[str, int] = {}  # character -> position in the distributions
-        self._dists: dict[str, np.ndarray] = {}  # context -> log-probabilities
-        self._probs: dict[str, np.ndarray] = {}  # context -> probabilities
+        self._probs: dict[str, np.ndarray] = {}  # context -> P(. | context), bounded by CACHE_CONTEXTS
 
     def logp(self, history: str, char: str) -> float:
         """log P(char | the last order-1 characters of history); history starts with BOS padding."""
@@ -49,21 +49,12 @@ class CharLM:
             i = self._index[char] = len(self._index)
             if i >= self.vocabulary:
                 raise ValueError(f"more distinct characters than the model's vocabulary ({self.vocabulary})")
-        return float(self._log_dist(history[len(history) - self.order + 1:])[i])
+        if len(self._probs) > CACHE_CONTEXTS:  # bounded memory over a long batch: start afresh
+            self._probs.clear()
+        return math.log(self._dist(history[len(history) - self.order + 1:])[i])
 
     def start(self) -> str:
         return BOS * (self.order - 1)
-
-    def _log_dist(self, context: str) -> np.ndarray:
-        """log P(. | context) over the vocabulary (positions from ``_index``), cached per context."""
-        dist = self._dists.get(context)
-        if dist is None:
-            if len(self._probs) > CACHE_CONTEXTS:  # bounded memory over a long batch: start afresh
-                self._dists.clear()
-                self._probs.clear()
-            dist = np.log(self._dist(context))
-            self._dists[context] = dist
-        return dist
 
     def _dist(self, context: str) -> np.ndarray:
         # P(. | h) from P(. | h without its first character); an unseen context backs off entirely.
