@@ -49,6 +49,20 @@ def test_saved_model_loads_with_the_same_probabilities(tmp_path):
             assert again.logp(history, ch) == pytest.approx(lm.logp(history, ch))
 
 
+def test_distribution_cache_is_bounded_and_keeps_answers(monkeypatch):
+    import ocrcli.recognition.lm as lm_module
+
+    lm = _lm(min_count=1)
+    histories = [lm.start() + a + b + c for a in ALPHABET for b in ALPHABET for c in ALPHABET]
+    expected = {h: lm.logp(h, "l") for h in histories}  # unbounded enough: 343 contexts
+    monkeypatch.setattr(lm_module, "CACHE_CONTEXTS", 40)
+    small = _lm(min_count=1)
+    for _ in range(2):
+        for h in histories:
+            assert small.logp(h, "l") == pytest.approx(expected[h])
+            assert len(small._logs) + len(small._older) <= 40
+
+
 def test_min_count_leaves_out_rare_long_contexts():
     full, pruned = _lm(min_count=1), _lm(min_count=3)
     assert len(pruned.counts[3]) < len(full.counts[3])

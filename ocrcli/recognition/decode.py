@@ -95,13 +95,17 @@ def beam_decode(log_probs: np.ndarray, alphabet: str, lm, width: int = BEAM_WIDT
 
     Classes with log-probability below ``prune`` in a frame are not extended there; runs of frames
     where only the blank passes are applied in one step (most frames of a line), which is what
-    keeps this fast in Python.
+    keeps this fast in Python (the log-additions are written out in the loop for the same reason).
     """
     alpha, beta = lm.alpha, lm.beta
     history0 = lm.start()
-    beams: dict[str, tuple[float, float]] = {"": (0.0, _NEG)}  # prefix -> (log P ending in blank, in its last char)
-    lm_score = {"": 0.0}
-    emitted: dict[str, tuple[int, ...]] = {"": ()}  # prefix -> frame where each of its characters first appeared
+    position = [0, *lm.positions(alphabet)]  # model class -> index in the LM's distributions
+    exp, log1p = math.exp, math.log1p
+    # prefix -> [log P(prefix, path ending in blank), log P(prefix, path ending in its last char)]
+    beams: dict[str, list[float]] = {"": [0.0, _NEG]}
+    lm_score = {"": 0.0}  # prefix -> its LM score (weighted, with the per-character bonus)
+    next_logs: dict[str, object] = {}  # prefix -> LM log-distribution of the character after it
+    first_frame: dict[str, int] = {}  # prefix -> frame where it first appeared (its last character)
     passing = log_probs > prune
     only_blank = ~passing[:, 1:].any(axis=1)
     t, frames = 0, len(log_probs)
@@ -111,45 +115,64 @@ def beam_decode(log_probs: np.ndarray, alphabet: str, lm, width: int = BEAM_WIDT
             while end < frames and only_blank[end]:
                 end += 1
             blank = float(log_probs[t:end, 0].sum())
-            beams = {pre: (_logsumexp(pb, pnb) + blank, _NEG) for pre, (pb, pnb) in beams.items()}
+            beams = {pre: [(pb + log1p(exp(pnb - pb)) if pb >= pnb else pnb + log1p(exp(pb - pnb))) + blank, _NEG]
+                     for pre, (pb, pnb) in beams.items()}
             t = end
             continue
-        row = log_probs[t]
-        candidates = [(int(k), float(row[k])) for k in np.flatnonzero(passing[t])]
+        ks = np.flatnonzero(passing[t, 1:]) + 1
+        chars = [(alphabet[k - 1], position[k], p) for k, p in zip(ks.tolist(), log_probs[t, ks].tolist())]
+        p_blank = float(log_probs[t, 0]) if passing[t, 0] else None
         following: dict[str, list[float]] = {}
         for pre, (pb, pnb) in beams.items():
-            total = _logsumexp(pb, pnb)
-            last = pre[-1] if pre else ""
-            for k, p in candidates:
-                if k == 0:
-                    entry = following.setdefault(pre, [_NEG, _NEG])
-                    entry[0] = _logsumexp(entry[0], total + p)
-                    continue
-                char = alphabet[k - 1]
+            total = pb + log1p(exp(pnb - pb)) if pb >= pnb else pnb + log1p(exp(pb - pnb))
+            if p_blank is not None:
+                entry = following.get(pre)
+                v = total + p_blank
+                if entry is None:
+                    following[pre] = [v, _NEG]
+                else:
+                    a = entry[0]
+                    entry[0] = a + log1p(exp(v - a)) if a >= v else v + log1p(exp(a - v))
+            last = pre[-1:]
+            logs = next_logs.get(pre)
+            if logs is None:
+                logs = next_logs[pre] = lm.log_dist(history0 + pre)
+            base = lm_score[pre]
+            for char, pos, p in chars:
                 extended = pre + char
                 if extended not in lm_score:
-                    lm_score[extended] = lm_score[pre] + alpha * lm.logp(history0 + pre, char) + beta
-                    emitted[extended] = emitted[pre] + (t,)
-                entry = following.setdefault(extended, [_NEG, _NEG])
+                    lm_score[extended] = base + alpha * logs[pos] + beta
+                    first_frame[extended] = t
                 if char == last:  # a repeat extends the text only after a blank; otherwise it continues pre
-                    entry[1] = _logsumexp(entry[1], pb + p)
-                    same = following.setdefault(pre, [_NEG, _NEG])
-                    same[1] = _logsumexp(same[1], pnb + p)
+                    v, w = pb + p, pnb + p
+                    same = following.get(pre)
+                    if same is None:
+                        following[pre] = [_NEG, w]
+                    else:
+                        a = same[1]
+                        same[1] = a + log1p(exp(w - a)) if a >= w else w + log1p(exp(a - w))
                 else:
-                    entry[1] = _logsumexp(entry[1], total + p)
+                    v = total + p
+                entry = following.get(extended)
+                if entry is None:
+                    following[extended] = [_NEG, v]
+                else:
+                    a = entry[1]
+                    entry[1] = a + log1p(exp(v - a)) if a >= v else v + log1p(exp(a - v))
         if len(following) > width:
-            scored = [(_logsumexp(pb, pnb) + lm_score[pre], pre) for pre, (pb, pnb) in following.items()]
-            kept = heapq.nlargest(width, scored)
-            beams = {pre: (following[pre][0], following[pre][1]) for _, pre in kept}
+            scored = [((b + log1p(exp(nb - b)) if b >= nb else nb + log1p(exp(b - nb))) + lm_score[pre], pre)
+                      for pre, (b, nb) in following.items()]
+            beams = {pre: following[pre] for _, pre in heapq.nlargest(width, scored)}
         else:
-            beams = {pre: (pb, pnb) for pre, (pb, pnb) in following.items()}
+            beams = following
         t += 1
-    best = max(beams, key=lambda pre: _logsumexp(*beams[pre]) + lm_score[pre] + alpha * lm.logp(history0 + pre, EOS))
+    eos = lm.positions(EOS)[0]
+    best = max(beams, key=lambda pre: _logsumexp(*beams[pre]) + lm_score[pre] + alpha * lm.log_dist(history0 + pre)[eos])
     index = {ch: i + 1 for i, ch in enumerate(alphabet)}
     labels = [index[ch] for ch in best]
     # Each character's frame and probability: its most likely frame between the frame where its
     # prefix first appeared and the next character's (the first frame may be a weak early guess).
-    starts = list(emitted[best]) + [frames]
+    starts = [first_frame[best[:i + 1]] for i in range(len(best))] + [frames]
     peaks, probs = [], []
     for i, k in enumerate(labels):
         segment = log_probs[starts[i]:max(starts[i + 1], starts[i] + 1), k]

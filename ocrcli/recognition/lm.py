@@ -15,6 +15,7 @@ from __future__ import annotations
 import gzip
 import json
 import math
+from array import array
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -40,50 +41,64 @@ class CharLM:
 
     def __post_init__(self) -> None:
         self._index: dict[str, int] = {}  # character -> position in the distributions
-        self._probs: dict[str, np.ndarray] = {}  # context -> P(. | context), bounded by CACHE_CONTEXTS
+        # context -> log P(. | context), in two generations: when the newer one is full the older is
+        # dropped, and contexts used since are carried over, so frequent ones stay (bounded memory).
+        self._logs: dict[str, array] = {}
+        self._older: dict[str, array] = {}
 
-    def logp(self, history: str, char: str) -> float:
-        """log P(char | the last order-1 characters of history); history starts with BOS padding."""
-        i = self._index.get(char)
-        if i is None:
-            i = self._index[char] = len(self._index)
-            if i >= self.vocabulary:
-                raise ValueError(f"more distinct characters than the model's vocabulary ({self.vocabulary})")
-        if len(self._probs) > CACHE_CONTEXTS:  # bounded memory over a long batch: start afresh
-            self._probs.clear()
-        return math.log(self._dist(history[len(history) - self.order + 1:])[i])
-
-    def start(self) -> str:
-        return BOS * (self.order - 1)
-
-    def _dist(self, context: str) -> np.ndarray:
-        # P(. | h) from P(. | h without its first character); an unseen context backs off entirely.
-        cached = self._probs.get(context)
-        if cached is not None:
-            return cached
-        if context:
-            parent = self._dist(context[1:])
-        else:
-            parent = np.full(self.vocabulary, 1.0 / self.vocabulary)
-        entry = self.counts[len(context)].get(context) if len(context) < len(self.counts) else None
-        if entry is None:
-            self._probs[context] = parent
-            return parent
-        followers, _, numbers = entry.partition("\t")
-        counts = np.array(numbers.split(","), np.float64)
-        if len(counts) != len(followers):
-            raise ValueError(f"damaged language model: context {context!r} has {len(followers)} characters and {len(counts)} counts")
-        total = counts.sum()
-        dist = parent * (self.discount * len(followers) / total)
+    def positions(self, chars: str) -> list[int]:
+        """Each character's position in the arrays of ``log_dist`` (assigned on first sight)."""
         index = self._index
-        for ch in followers:
+        for ch in chars:
             if ch not in index:
                 index[ch] = len(index)
         if len(index) > self.vocabulary:
             raise ValueError(f"more distinct characters than the model's vocabulary ({self.vocabulary})")
-        dist[[index[ch] for ch in followers]] += np.maximum(counts - self.discount, 0.0) / total
-        self._probs[context] = dist
-        return dist
+        return [index[ch] for ch in chars]
+
+    def log_dist(self, history: str) -> array:
+        """log P(. | the last order-1 characters of history), indexed by ``positions``; history
+        starts with BOS padding. Beam search reads one of these per prefix it extends."""
+        if len(self._logs) + self.order > CACHE_CONTEXTS // 2:  # a lookup stores at most order contexts
+            self._older, self._logs = self._logs, {}
+        return self._dist(history[len(history) - self.order + 1:])
+
+    def logp(self, history: str, char: str) -> float:
+        """log P(char | the last order-1 characters of history); history starts with BOS padding."""
+        return self.log_dist(history)[self.positions(char)[0]]
+
+    def start(self) -> str:
+        return BOS * (self.order - 1)
+
+    def _dist(self, context: str) -> array:
+        # P(. | h) from P(. | h without its first character); an unseen context backs off entirely.
+        cached = self._logs.get(context)
+        if cached is not None:
+            return cached
+        cached = self._older.get(context)
+        if cached is not None:
+            self._logs[context] = cached
+            return cached
+        if context:
+            parent_logs = self._dist(context[1:])
+        else:
+            parent_logs = array("d", np.full(self.vocabulary, -np.log(self.vocabulary)).tobytes())
+        entry = self.counts[len(context)].get(context) if len(context) < len(self.counts) else None
+        if entry is None:
+            self._logs[context] = parent_logs
+            return parent_logs
+        followers, _, numbers = entry.partition("\t")
+        counts = [float(n) for n in numbers.split(",")]
+        if len(counts) != len(followers):
+            raise ValueError(f"damaged language model: context {context!r} has {len(followers)} characters and {len(counts)} counts")
+        total = sum(counts)
+        share = self.discount * len(followers) / total  # the shorter context's weight
+        logs = array("d", parent_logs)
+        np.frombuffer(logs)[:] += math.log(share)  # every character: share * P(c | shorter context)
+        for pos, n in zip(self.positions(followers), counts):  # the seen ones also get their own count
+            logs[pos] = math.log(math.exp(parent_logs[pos]) * share + max(n - self.discount, 0.0) / total)
+        self._logs[context] = logs
+        return logs
 
     def save(self, path: Path) -> None:
         doc = {"format": FORMAT, "format_version": FORMAT_VERSION, "order": self.order, "discount": self.discount,
