@@ -389,6 +389,7 @@ def train(
     device: Annotated[str, typer.Option("--device")] = "auto",
     init_from: Annotated[Optional[Path], typer.Option("--init-from", help="Start from this model file's weights.")] = None,
     precision: Annotated[Precision, typer.Option("--precision", help="fp32, bf16 (mixed precision, weights stay fp32) or auto: bf16 on GPUs and CPUs that compute it natively.")] = Precision.auto,
+    average_from: Annotated[Optional[int], typer.Option("--average-from", min=0, help="From this step on, also validate the mean of the weights at every validation (stochastic weight averaging); best.safetensors is whichever reads best.")] = None,
 ) -> None:
     """Train the CRNN recognizer (resumable: rerun the same command to continue).
 
@@ -405,12 +406,16 @@ def train(
         cfg = TrainConfig(train_tsvs=list(train_tsv), val_tsv=val_tsv, out_dir=out, fonts_dir=fonts,
                           synth_fraction=synth_fraction if fonts else 0.0, augment_prob=augment_prob, steps=steps, batch_size=batch_size, lr=lr,
                           val_every=val_every, val_limit=val_limit, patience=patience, max_minutes=max_minutes,
-                          seed=seed, device=resolve_device(device), init_from=init_from, precision=precision.value)
+                          seed=seed, device=resolve_device(device), init_from=init_from, precision=precision.value,
+                          average_from=average_from)
         best = run_training(cfg)
         print(best)
     except OcrError as exc:
         _err(f"error: {exc}")
         raise typer.Exit(int(exc.exit_code)) from None
+
+
+SYNTHETIC_LM_SEED = 424242  # not a seed of training (small integers) nor of scripts/synth_testset.py
 
 
 @app.command("train-lm")
@@ -419,6 +424,7 @@ def train_lm(
     out: Annotated[Path, typer.Option("--out", help="Language model file to write (.json.gz).", show_default=False)],
     order: Annotated[int, typer.Option("--order", min=1, max=12, help="Characters of context plus one.")] = 6,
     min_count: Annotated[int, typer.Option("--min-count", min=1, help="Leave out contexts of 3+ characters seen fewer times (smaller, faster to load).")] = 2,
+    synthetic_lines: Annotated[int, typer.Option("--synthetic-lines", min=0, help="Also count this many English lines from the synthetic training text generator (sentences, names, addresses, dates, amounts; fixed seed).")] = 0,
     tune_on: Annotated[Optional[Path], typer.Option("--tune-on", help="TSV of line images: pick the LM weight and character bonus that give the lowest CER there.")] = None,
     tune_limit: Annotated[int, typer.Option("--tune-limit", min=1, help="Lines of --tune-on used (a fixed stratified subset).")] = 600,
     model: Annotated[Optional[Path], typer.Option("--model", help="Recognizer whose outputs --tune-on decodes (default: the shipped one).")] = None,
@@ -426,7 +432,7 @@ def train_lm(
 ) -> None:
     """Build the character n-gram language model of --decoder beam from line transcriptions.
 
-    Example: ocr train-lm --train ../shared/data/train.tsv --tune-on ../shared/data/val.tsv --out models/ocrcli-charlm-v1.json.gz
+    Example: ocr train-lm --train ../shared/data/train.tsv --synthetic-lines 5000 --tune-on ../shared/data/val.tsv --out models/ocrcli-charlm-v1.json.gz
     """
     try:
         device = _validate_device(device)
@@ -440,9 +446,15 @@ def train_lm(
                 texts += [text for _, text, _ in read_tsv(tsv)]
             except (OSError, UnicodeDecodeError, ValueError) as exc:
                 raise UsageError(f"--train {tsv}: cannot read ({exc})") from None
+        if synthetic_lines:
+            from ocrcli.train.synth import TextSource
+
+            source = TextSource(SYNTHETIC_LM_SEED)
+            texts += [source.line() for _ in range(synthetic_lines)]
         started = time.perf_counter()
         lm = build_charlm(texts, order, vocabulary=len(DEFAULT_ALPHABET) + 1, min_count=min_count,
-                          info={"trained_on": [str(t) for t in train_tsv], "order": order, "min_count": min_count})
+                          info={"trained_on": [str(t) for t in train_tsv], "order": order, "min_count": min_count,
+                                "synthetic_lines": synthetic_lines})
         _err(f"counted {lm.info['lines']} lines in {time.perf_counter() - started:.1f} s: "
              f"{sum(len(level) for level in lm.counts)} contexts")
         if tune_on is not None:

@@ -142,3 +142,13 @@ def test_train_lm_builds_a_model_that_eval_uses(tmp_path):
     report = run_ocr("eval", FIXTURE_LINES, "--limit", "20", "--device", "cpu", "--lm", out)
     assert report.exit_code == 0, report.output
     assert "beam decoding" in report.output
+
+
+def test_train_lm_can_add_generated_english_lines(tmp_path):
+    plain, mixed = tmp_path / "plain.json.gz", tmp_path / "mixed.json.gz"
+    assert run_ocr("train-lm", "--train", FIXTURE_LINES, "--order", "4", "--out", plain).exit_code == 0
+    built = run_ocr("train-lm", "--train", FIXTURE_LINES, "--order", "4", "--synthetic-lines", "300", "--out", mixed)
+    assert built.exit_code == 0, built.output
+    a, b = load_lm(plain), load_lm(mixed)
+    assert b.info["synthetic_lines"] == 300 and b.info["lines"] == a.info["lines"] + 300
+    assert sum(map(len, b.counts)) > sum(map(len, a.counts))  # their n-grams are counted

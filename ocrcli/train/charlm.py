@@ -37,7 +37,7 @@ def build_charlm(texts: Iterable[str], order: int = 6, discount: float = 0.7, vo
 
 
 def tune_weights(lm: CharLM, log_probs: list, references: list[str], alphabet: str,
-                 alphas=(0.2, 0.3, 0.4, 0.6), betas=(0.5, 1.0, 1.5, 2.0, 3.0)) -> list[tuple[float, float, float]]:
+                 alphas=(0.2, 0.3, 0.4, 0.5, 0.6, 0.8, 1.0), betas=(0.5, 1.0, 1.5, 2.0, 3.0, 4.0)) -> list[tuple[float, float, float]]:
     """CER of beam search for each (alpha, beta) on lines whose network outputs are ``log_probs``;
     sets the best pair on ``lm`` and returns (cer, alpha, beta) for all, best first."""
     from ocrcli.metrics import ErrorCounter
