@@ -46,7 +46,7 @@ def writer_page(rng: random.Random, n_lines: int = 6, size: int = 34) -> tuple[n
             x += draw.textlength(ch, font=font) + size * 0.18
     page = np.asarray(im)
     h, w = page.shape
-    page = cv2.warpAffine(page, np.float32([[1, -0.35, 0.35 * h / 2], [0, 1, 0]]), (w, h), borderValue=240)  # slant
+    page = cv2.warpAffine(page, np.float32([[1, -0.5, 0.5 * h / 2], [0, 1, 0]]), (w, h), borderValue=240)  # strong slant
     return cv2.erode(page, np.ones((2, 2), np.uint8)), lines  # heavy pen
 
 
