@@ -83,10 +83,15 @@ class Recognizer:
         if decoder not in DECODERS:
             raise ValueError(f"decoder must be one of {', '.join(DECODERS)}, not {decoder!r}")
         self.lm = None
-        if decoder == "beam":
+        lm_loading = None
+        if decoder == "beam":  # read the LM file in a thread while torch loads (its errors are raised below)
+            from concurrent.futures import ThreadPoolExecutor
+
             from ocrcli.recognition.lm import load_lm
 
-            self.lm = load_lm(Path(lm_path) if lm_path else default_lm_path())
+            pool = ThreadPoolExecutor(1)
+            lm_loading = pool.submit(load_lm, Path(lm_path) if lm_path else default_lm_path())
+            pool.shutdown(wait=False)
         import torch
 
         self.model_path = Path(model_path) if model_path else default_model_path()
@@ -94,6 +99,8 @@ class Recognizer:
         from ocrcli.recognition.weights import file_sha256, load_model
 
         self.model, self.info = load_model(self.model_path, self.device)
+        if lm_loading is not None:
+            self.lm = lm_loading.result()
         self.sha256 = file_sha256(self.model_path)
         self.charset = Charset(self.info.alphabet)
         self.batch_size = max(1, batch_size)
