@@ -128,6 +128,7 @@ def recognize(
     lm: Annotated[Optional[Path], typer.Option("--lm", help=LM_HELP)] = None,
     review_below: Annotated[Optional[float], typer.Option("--review-below", min=0.0, max=1.0,
                                                           help="Mark lines with confidence under this as \"review\": true in JSON and count them.")] = None,
+    keep_fragments: Annotated[bool, typer.Option("--keep-fragments", help="Keep short lines (<= 10 characters) read with confidence under 0.3; by default the page path drops them (mostly pieces of stamps and of neighbouring lines).")] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar and no summary; errors are still printed.")] = False,
     shard: Annotated[Optional[str], typer.Option("--shard", metavar="I/N", help="Process only shard I of N (0-based) of the sorted inputs, for job arrays: --shard $SLURM_ARRAY_TASK_ID/8. Shards are disjoint and cover every input.")] = None,
     engine: Annotated[Engine, typer.Option("--engine", help="local: this process; ray: a pool of Ray Data actors (pip install 'ocrcli[ray]'), on this machine or a cluster.")] = Engine.local,
@@ -161,7 +162,7 @@ def recognize(
         code = _recognize(paths or [], files_from, null, fmt, output_dir, stdout, layout, device, model, dpi, save_stages,
                           overwrite, no_exif, no_upscale, no_deskew, no_binarize, no_denoise, batch_size, review_below, quiet,
                           precision.value, shard, engine.value, address, workers, cpus_per_worker, gpus_per_worker,
-                          decoder=decoder.value, lm=lm)
+                          decoder=decoder.value, lm=lm, keep_fragments=keep_fragments)
     except OcrError as exc:
         _err(f"error: {exc}")
         code = exc.exit_code
@@ -178,7 +179,7 @@ def _recognize(paths, files_from, null, fmt, output_dir, stdout, layout, device,
                no_exif, no_upscale, no_deskew, no_binarize, no_denoise, batch_size, review_below, quiet,
                precision: str = "auto", shard: str | None = None, engine: str = "local", address: str | None = None,
                workers: int | None = None, cpus_per_worker: float = 1.0, gpus_per_worker: float = 0.0,
-               decoder: str = "beam", lm: Path | None = None) -> int:
+               decoder: str = "beam", lm: Path | None = None, keep_fragments: bool = False) -> int:
     from ocrcli.runtime import limit_memory, quiet_decoders
 
     limit_memory()
@@ -228,7 +229,7 @@ def _recognize(paths, files_from, null, fmt, output_dir, stdout, layout, device,
         raise UsageError("--lm is the language model of --decoder beam")
     cfg = RunConfig(
         layout=layout.value, formats=formats, output_dir=output_dir, to_stdout=stdout, dpi=dpi,
-        save_stages=save_stages, overwrite=overwrite, review_below=review_below,
+        save_stages=save_stages, overwrite=overwrite, review_below=review_below, keep_fragments=keep_fragments,
         preprocess=PreprocessConfig(exif_orientation=not no_exif, upscale=not no_upscale, deskew=not no_deskew, binarize=not no_binarize, denoise=not no_denoise),
         recognize=RecognizeConfig(model_path=model, device=device, batch_size=batch_size, precision=precision,
                                   decoder=decoder, lm_path=lm),

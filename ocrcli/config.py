@@ -42,5 +42,6 @@ class RunConfig:
     save_stages: Path | None = None
     overwrite: bool = True
     review_below: float | None = None  # lines under this confidence get "review": true
+    keep_fragments: bool = False  # page layout: keep short low-confidence lines (pipeline.is_fragment)
     preprocess: PreprocessConfig = field(default_factory=PreprocessConfig)
     recognize: RecognizeConfig = field(default_factory=RecognizeConfig)

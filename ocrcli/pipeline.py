@@ -128,6 +128,20 @@ def segment_page(page: Page, cfg: RunConfig, on_stage=None):
     return prepared, found, line_crops(prepared, found)
 
 
+# Short lines read with low confidence are mostly not text: pieces of stamps, rules and the
+# ascenders and descenders of dense lines that page segmentation cut out on their own. Dropping
+# lines of at most 10 characters (spaces not counted) under confidence 0.3 lowered page CER on the
+# 89 validation pages from 36.22% to 34.49%, on every set (poilus 55.33 -> 46.09%); chosen among
+# 0.1-0.3 x 3-10 characters on those same pages. --keep-fragments keeps them.
+FRAGMENT_CONFIDENCE = 0.3
+FRAGMENT_CHARS = 10
+
+
+def is_fragment(text: str, confidence: float) -> bool:
+    """A line the page path drops unless --keep-fragments: short and read with low confidence."""
+    return confidence < FRAGMENT_CONFIDENCE and len("".join(text.split())) <= FRAGMENT_CHARS
+
+
 def recognize_page(page: Page, cfg: RunConfig, recognizer, saver: StageSaver | None = None) -> PageResult:
     """One page through the stages and the recognizer."""
     width, height = page.source_size
@@ -144,7 +158,7 @@ def recognize_page(page: Page, cfg: RunConfig, recognizer, saver: StageSaver | N
     texts = recognizer.recognize([c.image for c in crops])
     results = []
     for line, crop, text in zip(found, crops, texts):
-        if not text.text.strip():
+        if not text.text.strip() or (not cfg.keep_fragments and is_fragment(text.text, text.confidence)):
             continue
         box, polygon = prepared.to_source(line.bbox)
         results.append(LineResult(text.text, text.confidence, box, polygon, _words(text, crop.box, line.bbox, prepared), _review(text, cfg)))

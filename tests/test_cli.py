@@ -181,6 +181,17 @@ def test_review_below_marks_low_confidence_lines(page_png):
     assert not any("review" in line for line in json.loads(result.stdout)["pages"][0]["lines"])
 
 
+def test_keep_fragments_reaches_the_page_path(page_png, monkeypatch):
+    import ocrcli.pipeline
+
+    monkeypatch.setattr(ocrcli.pipeline, "FRAGMENT_CONFIDENCE", 1.01)  # every line is now a "fragment"
+    monkeypatch.setattr(ocrcli.pipeline, "FRAGMENT_CHARS", 10_000)
+    dropped = ocr("recognize", page_png, "--stdout", "-q")
+    kept = ocr("recognize", page_png, "--stdout", "-q", "--keep-fragments")
+    assert dropped.exit_code == 0 and kept.exit_code == 0, kept.output
+    assert dropped.stdout.strip() == "" and len(kept.stdout.strip().splitlines()) >= 3
+
+
 def test_models_lists_the_shipped_model():
     result = ocr("models")
     assert result.exit_code == 0, result.output

@@ -138,3 +138,29 @@ def test_json_output_validates_against_the_schema(tmp_path, fake_recognizer, pag
     doc["pages"][0]["lines"][0]["confidence"] = 2.0
     with pytest.raises(jsonschema.ValidationError):
         jsonschema.validate(doc, schema)
+
+
+def test_short_low_confidence_lines_are_dropped_unless_kept(tmp_path, page_png):
+    from conftest import FakeRecognizer
+    from ocrcli.pipeline import is_fragment
+    from ocrcli.recognition.engine import LineText
+
+    assert is_fragment("de 7", 0.1) and is_fragment("Je suit de", 0.29)
+    assert not is_fragment("de 7", 0.5)  # confident: a real short line (a date, a number)
+    assert not is_fragment("Ceci est mon testament", 0.1)  # long: kept whatever its confidence
+
+    class Doubtful(FakeRecognizer):
+        """Reads the first line as a low-confidence fragment, the others as confident text."""
+
+        def recognize(self, crops):
+            out = super().recognize(crops)
+            return [LineText("3 75", 0.12, (1.0,) * 4, (0.12,) * 4)] + out[1:]
+
+    texts = {}
+    for keep in (False, True):
+        cfg = RunConfig(formats=("txt",), output_dir=tmp_path / f"out{keep}", keep_fragments=keep)
+        outcomes, _ = _batch([page_png], cfg, Doubtful())
+        assert outcomes[0].error is None
+        texts[keep] = (tmp_path / f"out{keep}" / "page.txt").read_text(encoding="utf-8").splitlines()
+    assert texts[True][0] == "3 75" and len(texts[True]) == len(LINES)
+    assert "3 75" not in texts[False] and len(texts[False]) == len(LINES) - 1
