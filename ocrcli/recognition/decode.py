@@ -96,7 +96,7 @@ def beam_decode(log_probs: np.ndarray, alphabet: str, lm, width: int = BEAM_WIDT
 
     Classes with log-probability below ``prune`` in a frame are not extended there; runs of frames
     where only the blank passes are applied in one step (most frames of a line), which is what
-    keeps this fast in Python (the log-additions are written out in the loop for the same reason).
+    keeps this fast in Python.
     """
     alpha, beta = lm.alpha, lm.beta
     history0 = lm.start()
@@ -124,16 +124,19 @@ def beam_decode(log_probs: np.ndarray, alphabet: str, lm, width: int = BEAM_WIDT
         chars = [(alphabet[k - 1], position[k], p) for k, p in zip(ks.tolist(), log_probs[t, ks].tolist())]
         p_blank = float(log_probs[t, 0]) if passing[t, 0] else None
         following: dict[str, list[float]] = {}
+
+        def add(prefix: str, slot: int, v: float) -> None:  # log-add v to one of prefix's two scores
+            entry = following.get(prefix)
+            if entry is None:
+                following[prefix] = [v, _NEG] if slot == 0 else [_NEG, v]
+            else:
+                a = entry[slot]
+                entry[slot] = a + log1p(exp(v - a)) if a >= v else v + log1p(exp(a - v))
+
         for pre, (pb, pnb) in beams.items():
             total = pb + log1p(exp(pnb - pb)) if pb >= pnb else pnb + log1p(exp(pb - pnb))
             if p_blank is not None:
-                entry = following.get(pre)
-                v = total + p_blank
-                if entry is None:
-                    following[pre] = [v, _NEG]
-                else:
-                    a = entry[0]
-                    entry[0] = a + log1p(exp(v - a)) if a >= v else v + log1p(exp(a - v))
+                add(pre, 0, total + p_blank)
             last = pre[-1:]
             logs = next_logs.get(pre)
             if logs is None:
@@ -145,21 +148,10 @@ def beam_decode(log_probs: np.ndarray, alphabet: str, lm, width: int = BEAM_WIDT
                     lm_score[extended] = base + alpha * logs[pos] + beta
                     first_frame[extended] = t
                 if char == last:  # a repeat extends the text only after a blank; otherwise it continues pre
-                    v, w = pb + p, pnb + p
-                    same = following.get(pre)
-                    if same is None:
-                        following[pre] = [_NEG, w]
-                    else:
-                        a = same[1]
-                        same[1] = a + log1p(exp(w - a)) if a >= w else w + log1p(exp(a - w))
+                    add(pre, 1, pnb + p)
+                    add(extended, 1, pb + p)
                 else:
-                    v = total + p
-                entry = following.get(extended)
-                if entry is None:
-                    following[extended] = [_NEG, v]
-                else:
-                    a = entry[1]
-                    entry[1] = a + log1p(exp(v - a)) if a >= v else v + log1p(exp(a - v))
+                    add(extended, 1, total + p)
         if len(following) > width:
             scored = [((b + log1p(exp(nb - b)) if b >= nb else nb + log1p(exp(b - nb))) + lm_score[pre], pre)
                       for pre, (b, nb) in following.items()]
