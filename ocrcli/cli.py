@@ -611,6 +611,11 @@ def models(
             base, before, after = info["adapted_from"], info.get("adapt_holdout_cer_before"), info.get("adapt_holdout_cer_after")
             print(f"  adapted from {base.get('model')} on {info.get('adapt_pages')} pages, {info.get('adapt_lines')} lines"
                   + (f"; held-out lines CER {100 * before:.2f}% -> {100 * after:.2f}%" if before is not None and after is not None else ""))
+    try:
+        from ocrcli.recognition import _ctcbeam  # noqa: F401
+        print("beam search: C (ocrcli.recognition._ctcbeam)")
+    except ImportError:
+        print("beam search: Python (the C extension was not built: reinstall with a C compiler for decoding about 10x faster)")
     raise typer.Exit(int(code))
 
 

@@ -3,6 +3,7 @@
 import gzip
 import json
 import math
+import os
 
 import numpy as np
 import pytest
@@ -13,8 +14,8 @@ from typer.testing import CliRunner
 from conftest import FIXTURE_LINES, ROOT, render_line
 from ocrcli.cli import app
 from ocrcli.errors import ModelError
-from ocrcli.recognition.decode import beam_decode, greedy_decode
-from ocrcli.recognition.lm import EOS, load_lm
+from ocrcli.recognition.decode import beam_decode, greedy_decode, search_python
+from ocrcli.recognition.lm import BOS, EOS, load_lm
 from ocrcli.train.charlm import build_charlm
 
 ALPHABET = "abehlo "
@@ -152,3 +153,89 @@ def test_train_lm_can_add_generated_english_lines(tmp_path):
     a, b = load_lm(plain), load_lm(mixed)
     assert b.info["synthetic_lines"] == 300 and b.info["lines"] == a.info["lines"] + 300
     assert sum(map(len, b.counts)) > sum(map(len, a.counts))  # their n-grams are counted
+
+
+def _c_search():
+    """The C beam search extension; skipped where it was not built (no C compiler at install),
+    a failure in CI, where `make setup` builds it."""
+    try:
+        from ocrcli.recognition import _ctcbeam
+    except ImportError:
+        if os.environ.get("CI"):
+            pytest.fail("the C beam search (ocrcli/recognition/_ctcbeam.c) was not built by pip install")
+        pytest.skip("the C beam search extension is not built here (the Python search runs instead)")
+    return _ctcbeam
+
+
+def test_c_search_reads_the_python_language_model_probabilities_exactly():
+    ctcbeam = _c_search()
+    lm, python = _lm(), _lm()
+    python._compiled = False  # this one answers from CharLM._dist
+    compiled = lm.compiled()
+    assert compiled is not None and python.compiled() is None
+    for text in ("", "hel", "a b", "hello bob", "eeee", "ob"):
+        history = lm.start() + text
+        context = history[len(history) - lm.order + 1:]
+        codes = [255 if ch == BOS else lm.positions(ch)[0] for ch in context]  # 255: BOS, which only pads
+        dist = ctcbeam.log_dist(compiled, codes)
+        for ch in ALPHABET + EOS:
+            assert dist[lm.positions(ch)[0]] == python.logp(history, ch)  # the same double, not just close
+
+
+def _random_frames(rng, frames: int) -> np.ndarray:
+    logits = rng.normal(0.0, 3.0, (frames, len(ALPHABET) + 1))
+    logits[:, 0] += rng.uniform(0.0, 6.0)  # blanks dominate many frames, as in real lines
+    logits -= logits.max(axis=1, keepdims=True)
+    return (logits - np.log(np.exp(logits).sum(axis=1, keepdims=True))).astype(np.float32)
+
+
+@pytest.mark.parametrize("seed", range(12))
+def test_c_and_python_searches_find_the_same_text_and_frames(seed):
+    _c_search()
+    rng = np.random.default_rng(seed)
+    lp = _random_frames(rng, int(rng.integers(1, 80)))
+    lm, python = _lm(), _lm()
+    python._compiled = False
+    lm.alpha = python.alpha = float(rng.uniform(0.1, 1.0))
+    lm.beta = python.beta = float(rng.uniform(0.0, 2.0))
+    for width, prune in ((1, -2.0), (4, -4.0), (16, -9.0)):
+        fast, slow = beam_decode(lp, ALPHABET, lm, width, prune), beam_decode(lp, ALPHABET, python, width, prune)
+        assert (fast.labels, fast.frames, fast.probs) == (slow.labels, slow.frames, slow.probs)
+
+
+def test_c_and_python_searches_agree_on_real_lines():
+    """The shipped model's outputs for 40 fixture lines, with the shipped language model."""
+    _c_search()
+    import cv2
+
+    from ocrcli.recognition.engine import Recognizer
+    from ocrcli.train.data import read_tsv
+
+    recognizer = Recognizer(device="cpu")
+    rows = read_tsv(FIXTURE_LINES)[::9][:40]
+    outputs = recognizer.log_probs([cv2.imread(str(path), cv2.IMREAD_GRAYSCALE) for path, _, _ in rows])
+    alphabet, lm = recognizer.charset.alphabet, recognizer.lm
+    assert lm.compiled() is not None
+    python = load_lm(ROOT / "models" / "ocrcli-charlm-v1.json.gz")
+    python._compiled = False
+    for lp in outputs:
+        fast, slow = beam_decode(lp, alphabet, lm), beam_decode(lp, alphabet, python)
+        assert (fast.labels, fast.frames, fast.probs) == (slow.labels, slow.frames, slow.probs)
+
+
+def test_python_search_runs_where_the_extension_is_missing():
+    lm = _lm()
+    lm._compiled = False
+    lm.alpha, lm.beta = 0.5, 0.5
+    lp = _frames({"h": 0.9}, {}, {"a": 0.5, "e": 0.4}, {}, {"l": 0.9}, {}, {"l": 0.9}, {}, {"o": 0.9})
+    labels, starts = search_python(lp, ALPHABET, lm, 8, -12.0)
+    assert "".join(ALPHABET[k - 1] for k in labels) == "hello" and starts == [0, 2, 4, 6, 8]
+    assert beam_decode(lp, ALPHABET, lm, width=8, prune=-12.0).labels == labels
+
+
+def test_c_search_refuses_damaged_counts():
+    ctcbeam = _c_search()
+    lm = _lm()
+    lm.counts[2] = {**lm.counts[2], "he": "lo\t3"}  # two followers, one count
+    with pytest.raises(ValueError, match="damaged"):
+        ctcbeam.compile_lm(lm.counts, {}, lm.vocabulary, lm.discount, lm.order, BOS)

@@ -77,10 +77,15 @@ def split_words(text: str, xs: list[float], probs: list[float]) -> list[WordSpan
 
 
 _NEG = -1e30
-# Beam search: 16 prefixes, classes below e^-5 in a frame not extended. On 1000 val lines (session-4
-# model, decoding alone, 1 core): CER 21.36% at 211 lines/s; 6 and e^-7: 22.04% at 306 lines/s;
-# 12 and e^-6: 21.50% at 206; 24 and e^-5: 21.24% at 152 (greedy: 26.37%).
-BEAM_WIDTH = 16
+_DEAD = _NEG / 2
+# Beam search: 64 prefixes, classes below e^-5 in a frame not extended. On the 2,574 val lines
+# outside the LM's tuning subset (session-5 model and LM, C search, decoding alone, CPU time while
+# a training run shared the machine): width 16: CER 19.80% at 2398 lines/s; 32: 19.49% at 1497;
+# 48: 19.43% at 1073; 64: 19.35% at 884; 96: 19.27% at 606; 64 with e^-6: 19.21% at 570; 128
+# with e^-7: 18.98% at 154. The network reads about 280 lines/s on 2 cores: 64/e^-5 keeps
+# decoding under a quarter of the time. (The Python search, where the C one is not built, reads
+# about 10 times fewer lines per second.)
+BEAM_WIDTH = 64
 BEAM_PRUNE = -5.0
 
 
@@ -95,9 +100,33 @@ def beam_decode(log_probs: np.ndarray, alphabet: str, lm, width: int = BEAM_WIDT
     a ``CharLM``; each character scores ``lm.alpha * log P(char | text so far) + lm.beta``).
 
     Classes with log-probability below ``prune`` in a frame are not extended there; runs of frames
-    where only the blank passes are applied in one step (most frames of a line), which is what
-    keeps this fast in Python.
+    where only the blank passes are applied in one step (most frames of a line). The search runs in
+    C (``_ctcbeam``, built with the package) and in Python where that extension is missing: the
+    same operations in the same order, so the same text.
     """
+    compiled = lm.compiled()
+    if compiled is not None:
+        from ocrcli.recognition import _ctcbeam
+
+        labels, starts = _ctcbeam.decode(compiled, np.ascontiguousarray(log_probs, np.float32), [0, *lm.positions(alphabet)],
+                                         alphabet, lm.alpha, lm.beta, width, prune, lm.positions(EOS)[0])
+    else:
+        labels, starts = search_python(log_probs, alphabet, lm, width, prune)
+    # Each character's frame and probability: its most likely frame between the frame where its
+    # prefix first appeared and the next character's (the first frame may be a weak early guess).
+    starts = [*starts, len(log_probs)]
+    peaks, probs = [], []
+    for i, k in enumerate(labels):
+        segment = log_probs[starts[i]:max(starts[i + 1], starts[i] + 1), k]
+        j = int(segment.argmax())
+        peaks.append(starts[i] + j)
+        probs.append(math.exp(float(segment[j])))
+    return Decoded(list(labels), peaks, probs)
+
+
+def search_python(log_probs: np.ndarray, alphabet: str, lm, width: int = BEAM_WIDTH,
+                  prune: float = BEAM_PRUNE) -> tuple[list[int], list[int]]:
+    """The beam search in Python: the best text's classes and the frame where each first appeared."""
     alpha, beta = lm.alpha, lm.beta
     history0 = lm.start()
     position = [0, *lm.positions(alphabet)]  # model class -> index in the LM's distributions
@@ -109,13 +138,14 @@ def beam_decode(log_probs: np.ndarray, alphabet: str, lm, width: int = BEAM_WIDT
     first_frame: dict[str, int] = {}  # prefix -> frame where it first appeared (its last character)
     passing = log_probs > prune
     only_blank = ~passing[:, 1:].any(axis=1)
+    blank_sums = np.concatenate([[0.0], np.cumsum(log_probs[:, 0], dtype=np.float64)])  # runs of blanks: one subtraction
     t, frames = 0, len(log_probs)
     while t < frames:
         if only_blank[t]:
             end = t + 1
             while end < frames and only_blank[end]:
                 end += 1
-            blank = float(log_probs[t:end, 0].sum())
+            blank = float(blank_sums[end] - blank_sums[t])
             beams = {pre: [(pb + log1p(exp(pnb - pb)) if pb >= pnb else pnb + log1p(exp(pb - pnb))) + blank, _NEG]
                      for pre, (pb, pnb) in beams.items()}
             t = end
@@ -126,6 +156,8 @@ def beam_decode(log_probs: np.ndarray, alphabet: str, lm, width: int = BEAM_WIDT
         following: dict[str, list[float]] = {}
 
         def add(prefix: str, slot: int, v: float) -> None:  # log-add v to one of prefix's two scores
+            if v <= _DEAD:  # a path that died (a repeat after a beam with no blank-ending path)
+                return
             entry = following.get(prefix)
             if entry is None:
                 following[prefix] = [v, _NEG] if slot == 0 else [_NEG, v]
@@ -162,14 +194,4 @@ def beam_decode(log_probs: np.ndarray, alphabet: str, lm, width: int = BEAM_WIDT
     eos = lm.positions(EOS)[0]
     best = max(beams, key=lambda pre: _logsumexp(*beams[pre]) + lm_score[pre] + alpha * lm.log_dist(history0 + pre)[eos])
     index = {ch: i + 1 for i, ch in enumerate(alphabet)}
-    labels = [index[ch] for ch in best]
-    # Each character's frame and probability: its most likely frame between the frame where its
-    # prefix first appeared and the next character's (the first frame may be a weak early guess).
-    starts = [first_frame[best[:i + 1]] for i in range(len(best))] + [frames]
-    peaks, probs = [], []
-    for i, k in enumerate(labels):
-        segment = log_probs[starts[i]:max(starts[i + 1], starts[i] + 1), k]
-        j = int(segment.argmax())
-        peaks.append(starts[i] + j)
-        probs.append(math.exp(float(segment[j])))
-    return Decoded(labels, peaks, probs)
+    return [index[ch] for ch in best], [first_frame[best[:i + 1]] for i in range(len(best))]

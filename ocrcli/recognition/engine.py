@@ -89,8 +89,13 @@ class Recognizer:
 
             from ocrcli.recognition.lm import load_lm
 
+            def load_for_search(path: Path):
+                lm = load_lm(path)
+                lm.compiled()  # read into the C beam search now rather than at the first line
+                return lm
+
             pool = ThreadPoolExecutor(1)
-            lm_loading = pool.submit(load_lm, Path(lm_path) if lm_path else default_lm_path())
+            lm_loading = pool.submit(load_for_search, Path(lm_path) if lm_path else default_lm_path())
             pool.shutdown(wait=False)
         import torch
 

@@ -45,6 +45,22 @@ class CharLM:
         # dropped, and contexts used since are carried over, so frequent ones stay (bounded memory).
         self._logs: dict[str, array] = {}
         self._older: dict[str, array] = {}
+        self._compiled = None  # the tables in the C beam search's form, False where it cannot run
+
+    def compiled(self):
+        """These count tables read into the C beam search (``_ctcbeam``), or None where the
+        extension was not built (the Python search then runs). Built once, on first use."""
+        if self._compiled is None:
+            try:
+                from ocrcli.recognition import _ctcbeam
+            except ImportError:
+                self._compiled = False
+            else:
+                try:  # it gives the characters it meets their positions in self._index
+                    self._compiled = _ctcbeam.compile_lm(self.counts, self._index, self.vocabulary, self.discount, self.order, BOS)
+                except ValueError:  # > 255 characters or order > 8: the Python search's job
+                    self._compiled = False
+        return self._compiled or None
 
     def positions(self, chars: str) -> list[int]:
         """Each character's position in the arrays of ``log_dist`` (assigned on first sight)."""
@@ -82,7 +98,7 @@ class CharLM:
         if context:
             parent_logs = self._dist(context[1:])
         else:
-            parent_logs = array("d", np.full(self.vocabulary, -np.log(self.vocabulary)).tobytes())
+            parent_logs = array("d", [-math.log(self.vocabulary)]) * self.vocabulary
         entry = self.counts[len(context)].get(context) if len(context) < len(self.counts) else None
         if entry is None:
             self._logs[context] = parent_logs

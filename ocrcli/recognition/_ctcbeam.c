@@ -1,0 +1,576 @@
+/* CTC prefix beam search with a character n-gram language model, in C.
+ *
+ * The same search as search_python in decode.py (same operations in the same order, so the same
+ * text), many times faster. The language model is ocrcli.recognition.lm.CharLM: its count tables
+ * are read once into a hash table (compile_lm), and each log P(char | context) the search needs
+ * is computed from them as the element of CharLM._dist's distribution it would read.
+ *
+ * Characters are the LM's positions (0..vocabulary-1, shared with CharLM._index, which compile_lm
+ * extends with the characters it meets), and BOS, which only pads contexts, is 255; a context of up
+ * to 7 characters is packed in a 64-bit key, 8 bits per character, newest in the lowest byte.
+ * Models with more than 255 characters or an order above 8 are left to the Python search
+ * (compile_lm raises ValueError).
+ */
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+#include <math.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define NEG (-1e30)
+#define DEAD (NEG / 2)
+#define CAPSULE_NAME "ocrcli.charlm"
+#define BOS_CODE 255
+
+/* ---------------------------------------------------------------- language model tables */
+
+typedef struct {
+    uint64_t key;  /* (context length + 1) << 56 | packed characters; 0: an empty slot */
+    int32_t entry; /* the context's index in the entry arrays */
+} Slot;
+
+typedef struct {
+    Slot *slots;
+    uint64_t mask; /* capacity - 1 (a power of two) */
+} Table;
+
+typedef struct {
+    uint64_t key, chars; /* key: a hash of (chars, c), 0 for an empty entry */
+    int32_t c;
+    double value;
+} Memo;
+
+#define MEMO_SIZE 65536 /* entries (2 MB) */
+
+typedef struct {
+    int order, vocabulary;
+    double discount, floor; /* floor: log(1 / vocabulary), the uniform distribution below every context */
+    Table table;            /* context -> entry */
+    int32_t *start, *count; /* entry -> its followers in foll_pos / foll_count (sorted by position) */
+    double *total, *share, *log_share;
+    int32_t n_entries;
+    uint8_t *foll_pos;
+    double *foll_count;
+    size_t n_foll;
+    Memo *memo;             /* recent answers of lm_logp for full contexts: beams share their last characters */
+} LM;
+
+static uint64_t tag(int len, uint64_t chars) { return ((uint64_t)(len + 1) << 56) | chars; }
+
+static uint64_t mix(uint64_t x) { /* splitmix64 finaliser */
+    x ^= x >> 30; x *= 0xbf58476d1ce4e5b9ULL;
+    x ^= x >> 27; x *= 0x94d049bb133111ebULL;
+    return x ^ (x >> 31);
+}
+
+static uint64_t mask_of(int len) { return len >= 8 ? ~0ULL : ((1ULL << (8 * len)) - 1); }
+
+static int find_entry(const LM *lm, int len, uint64_t chars) {
+    uint64_t key = tag(len, chars), i = mix(key) & lm->table.mask;
+    while (lm->table.slots[i].key != 0) {
+        if (lm->table.slots[i].key == key) return lm->table.slots[i].entry;
+        i = (i + 1) & lm->table.mask;
+    }
+    return -1;
+}
+
+static void lm_free(LM *lm) {
+    if (!lm) return;
+    free(lm->table.slots); free(lm->start); free(lm->count); free(lm->total); free(lm->share);
+    free(lm->log_share); free(lm->foll_pos); free(lm->foll_count); free(lm->memo);
+    free(lm);
+}
+
+static void capsule_free(PyObject *capsule) { lm_free(PyCapsule_GetPointer(capsule, CAPSULE_NAME)); }
+
+/* log P(c | the last len characters of chars): element c of CharLM._dist, computed with the same
+ * operations (each element of a distribution depends only on the same element of the shorter
+ * context's), so equal to the double the Python search reads. */
+static double lm_logp(const LM *lm, int len, uint64_t chars, int c) {
+    int e = find_entry(lm, len, chars);
+    /* an unseen context is its shorter context (contexts are suffix-closed: a seen one's are seen) */
+    while (e < 0 && len > 0) {
+        len--;
+        chars &= mask_of(len);
+        e = find_entry(lm, len, chars);
+    }
+    if (e < 0) return lm->floor;
+    double parent = len > 0 ? lm_logp(lm, len - 1, chars & mask_of(len - 1), c) : lm->floor;
+    const uint8_t *pos = lm->foll_pos + lm->start[e];
+    int lo = 0, hi = lm->count[e] - 1;
+    while (lo <= hi) { /* followers are sorted by position */
+        int mid = (lo + hi) / 2;
+        if (pos[mid] == c) {
+            double own = lm->foll_count[lm->start[e] + mid] - lm->discount;
+            return log(exp(parent) * lm->share[e] + (own > 0.0 ? own : 0.0) / lm->total[e]);
+        }
+        if (pos[mid] < c) lo = mid + 1; else hi = mid - 1;
+    }
+    return parent + lm->log_share[e];
+}
+
+/* lm_logp of a full context (order-1 characters), through a direct-mapped memo of past answers. */
+static double lm_logp_memo(LM *lm, uint64_t chars, int c) {
+    uint64_t key = mix(chars * 257 + (uint64_t)c + 1) | 1; /* never 0 */
+    Memo *m = &lm->memo[key & (MEMO_SIZE - 1)];
+    if (m->key == key && m->chars == chars && m->c == c) return m->value;
+    m->key = key;
+    m->chars = chars;
+    m->c = c;
+    m->value = lm_logp(lm, lm->order - 1, chars, c);
+    return m->value;
+}
+
+/* Position of one character: from index (a dict char -> int, CharLM._index), added if new. */
+static int position_of(PyObject *index, Py_UCS4 ch, int vocabulary) {
+    PyObject *key = PyUnicode_FromOrdinal((int)ch);
+    if (!key) return -1;
+    PyObject *value = PyDict_GetItemWithError(index, key);
+    long pos;
+    if (value) {
+        pos = PyLong_AsLong(value);
+    } else if (PyErr_Occurred()) {
+        Py_DECREF(key);
+        return -1;
+    } else {
+        pos = (long)PyDict_Size(index);
+        if (pos >= vocabulary) {
+            Py_DECREF(key);
+            PyErr_Format(PyExc_ValueError, "more distinct characters than the model's vocabulary (%d)", vocabulary);
+            return -1;
+        }
+        PyObject *number = PyLong_FromLong(pos);
+        if (!number || PyDict_SetItem(index, key, number) < 0) {
+            Py_XDECREF(number);
+            Py_DECREF(key);
+            return -1;
+        }
+        Py_DECREF(number);
+    }
+    Py_DECREF(key);
+    if (pos < 0 || pos >= BOS_CODE) {
+        if (!PyErr_Occurred()) PyErr_SetString(PyExc_ValueError, "character positions above 254 are left to the Python search");
+        return -1;
+    }
+    return (int)pos;
+}
+
+/* compile_lm(counts, index, vocabulary, discount, order, bos) -> capsule. counts: CharLM.counts. */
+static PyObject *compile_lm(PyObject *self, PyObject *args) {
+    PyObject *counts, *index;
+    int vocabulary, order;
+    double discount;
+    Py_UCS4 bos;
+    if (!PyArg_ParseTuple(args, "O!O!idiC", &PyList_Type, &counts, &PyDict_Type, &index, &vocabulary, &discount, &order, &bos))
+        return NULL;
+    if (order < 1 || order > 8 || vocabulary < 1 || vocabulary > BOS_CODE || PyList_GET_SIZE(counts) != order) {
+        PyErr_SetString(PyExc_ValueError, "orders above 8 and vocabularies above 255 are left to the Python search");
+        return NULL;
+    }
+    size_t contexts = 0;
+    for (int n = 0; n < order; n++) {
+        PyObject *level = PyList_GET_ITEM(counts, n);
+        if (!PyDict_Check(level)) {
+            PyErr_SetString(PyExc_TypeError, "counts must be a list of dicts");
+            return NULL;
+        }
+        contexts += (size_t)PyDict_Size(level);
+    }
+    LM *lm = calloc(1, sizeof(LM));
+    if (!lm) return PyErr_NoMemory();
+    lm->order = order;
+    lm->vocabulary = vocabulary;
+    lm->discount = discount;
+    lm->floor = -log((double)vocabulary);
+    size_t cap = 1024, foll_cap = 4 * contexts + 16;
+    while (2 * cap < 3 * contexts) cap <<= 1; /* at most two thirds full */
+    lm->table.slots = calloc(cap, sizeof(Slot));
+    lm->table.mask = cap - 1;
+    lm->start = malloc(sizeof(int32_t) * (contexts + 1));
+    lm->count = malloc(sizeof(int32_t) * (contexts + 1));
+    lm->total = malloc(sizeof(double) * (contexts + 1));
+    lm->share = malloc(sizeof(double) * (contexts + 1));
+    lm->log_share = malloc(sizeof(double) * (contexts + 1));
+    lm->foll_pos = malloc(foll_cap);
+    lm->foll_count = malloc(foll_cap * sizeof(double));
+    lm->memo = calloc(MEMO_SIZE, sizeof(Memo));
+    if (!lm->memo || !lm->table.slots || !lm->start || !lm->count || !lm->total || !lm->share || !lm->log_share || !lm->foll_pos || !lm->foll_count) {
+        lm_free(lm);
+        return PyErr_NoMemory();
+    }
+    for (int n = 0; n < order; n++) {
+        PyObject *level = PyList_GET_ITEM(counts, n), *context, *entry;
+        Py_ssize_t it = 0;
+        while (PyDict_Next(level, &it, &context, &entry)) {
+            if (!PyUnicode_Check(context) || !PyUnicode_Check(entry) || PyUnicode_GET_LENGTH(context) != n) {
+                PyErr_Format(PyExc_ValueError, "damaged language model: a context of level %d", n);
+                goto fail;
+            }
+            uint64_t chars = 0;
+            for (int i = 0; i < n; i++) { /* oldest first: the newest ends in the lowest byte */
+                Py_UCS4 ch = PyUnicode_READ_CHAR(context, i);
+                int pos = ch == bos ? BOS_CODE : position_of(index, ch, vocabulary);
+                if (pos < 0) goto fail;
+                chars = (chars << 8) | (uint64_t)pos;
+            }
+            Py_ssize_t len = PyUnicode_GET_LENGTH(entry), tab = PyUnicode_FindChar(entry, '\t', 0, len, 1);
+            if (tab < 1) {
+                if (!PyErr_Occurred()) PyErr_Format(PyExc_ValueError, "damaged language model: a context of level %d without counts", n);
+                goto fail;
+            }
+            if (lm->n_foll + (size_t)tab > foll_cap) {
+                while (lm->n_foll + (size_t)tab > foll_cap) foll_cap *= 2;
+                uint8_t *p = realloc(lm->foll_pos, foll_cap);
+                if (p) lm->foll_pos = p;
+                double *q = realloc(lm->foll_count, foll_cap * sizeof(double));
+                if (q) lm->foll_count = q;
+                if (!p || !q) { PyErr_NoMemory(); goto fail; }
+            }
+            uint8_t *pos = lm->foll_pos + lm->n_foll;
+            double *cnt = lm->foll_count + lm->n_foll;
+            for (Py_ssize_t i = 0; i < tab; i++) {
+                int p = position_of(index, PyUnicode_READ_CHAR(entry, i), vocabulary);
+                if (p < 0) goto fail;
+                pos[i] = (uint8_t)p;
+            }
+            /* the counts: comma-separated whole numbers after the tab, one per follower */
+            Py_ssize_t k = tab + 1, found = 0;
+            while (k < len && found < tab) {
+                double value = 0.0;
+                int digits = 0;
+                while (k < len) {
+                    Py_UCS4 ch = PyUnicode_READ_CHAR(entry, k++);
+                    if (ch == ',') break;
+                    if (ch < '0' || ch > '9') { digits = -1; break; }
+                    value = value * 10.0 + (double)(ch - '0');
+                    digits++;
+                }
+                if (digits <= 0) break;
+                cnt[found++] = value;
+            }
+            if (found != tab || k != len) {
+                PyErr_Format(PyExc_ValueError, "damaged language model: context %R has %zd characters and other counts", context, tab);
+                goto fail;
+            }
+            int32_t e = lm->n_entries++;
+            double total = 0.0;
+            for (Py_ssize_t i = 0; i < tab; i++) total += cnt[i]; /* in the file's order, as Python sums */
+            lm->start[e] = (int32_t)lm->n_foll;
+            lm->count[e] = (int32_t)tab;
+            lm->total[e] = total;
+            lm->share[e] = discount * (double)tab / total;
+            lm->log_share[e] = log(lm->share[e]);
+            for (Py_ssize_t i = 1; i < tab; i++) { /* sort by position, for lm_logp's binary search */
+                uint8_t p = pos[i];
+                double c = cnt[i];
+                Py_ssize_t j = i;
+                for (; j > 0 && pos[j - 1] > p; j--) { pos[j] = pos[j - 1]; cnt[j] = cnt[j - 1]; }
+                pos[j] = p;
+                cnt[j] = c;
+            }
+            lm->n_foll += (size_t)tab;
+            uint64_t key = tag(n, chars), i = mix(key) & lm->table.mask;
+            while (lm->table.slots[i].key != 0) i = (i + 1) & lm->table.mask;
+            lm->table.slots[i].key = key;
+            lm->table.slots[i].entry = e;
+        }
+    }
+    return PyCapsule_New(lm, CAPSULE_NAME, capsule_free);
+fail:
+    lm_free(lm);
+    return NULL;
+}
+
+/* ---------------------------------------------------------------- beam search */
+
+typedef struct { /* a prefix: a node of the tree of texts the search has written */
+    int parent, label, first_frame;
+    int child, sibling; /* first child, next sibling (-1: none) */
+    uint64_t context;   /* its last order-1 LM positions (with BOS padding) */
+    double lm_score;
+    int slot;           /* index in the `following` list of this frame, -1 if not there */
+} Prefix;
+
+typedef struct { int prefix; double b, nb; double score; } Beam;
+
+typedef struct {
+    Prefix *nodes; int n_nodes, cap_nodes;
+    Beam *beams, *next; int n_beams, n_next, cap_beams;
+} Search;
+
+static double lse(double a, double b) { return a >= b ? a + log1p(exp(b - a)) : b + log1p(exp(a - b)); }
+
+static int new_prefix(Search *s, int parent, int label, uint64_t context, double lm_score, int frame) {
+    if (s->n_nodes == s->cap_nodes) {
+        int cap = s->cap_nodes ? 2 * s->cap_nodes : 1024;
+        Prefix *p = realloc(s->nodes, (size_t)cap * sizeof(Prefix));
+        if (!p) return -1;
+        s->nodes = p;
+        s->cap_nodes = cap;
+    }
+    Prefix *p = &s->nodes[s->n_nodes];
+    p->parent = parent; p->label = label; p->first_frame = frame;
+    p->child = -1; p->sibling = -1; p->context = context; p->lm_score = lm_score;
+    p->slot = -1;
+    if (parent >= 0) {
+        p->sibling = s->nodes[parent].child;
+        s->nodes[parent].child = s->n_nodes;
+    }
+    return s->n_nodes++;
+}
+
+static int grow_beams(Search *s, int need) {
+    if (need <= s->cap_beams) return 1;
+    int cap = s->cap_beams ? s->cap_beams : 64;
+    while (cap < need) cap *= 2;
+    Beam *a = realloc(s->beams, (size_t)cap * sizeof(Beam));
+    if (a) s->beams = a;
+    Beam *b = realloc(s->next, (size_t)cap * sizeof(Beam));
+    if (b) s->next = b;
+    if (!a || !b) return 0;
+    s->cap_beams = cap;
+    return 1;
+}
+
+/* log-add v into one of prefix's two scores in the next beams (decode.py's `add`); paths that
+ * died (a repeat after a beam with no blank-ending path: NEG plus a little) are left out. */
+static int add(Search *s, int prefix, int which, double v) {
+    if (v <= DEAD) return 1;
+    Prefix *p = &s->nodes[prefix];
+    if (p->slot < 0) {
+        if (!grow_beams(s, s->n_next + 1)) return 0;
+        p->slot = s->n_next;
+        Beam *e = &s->next[s->n_next++];
+        e->prefix = prefix;
+        e->b = which == 0 ? v : NEG;
+        e->nb = which == 0 ? NEG : v;
+        return 1;
+    }
+    Beam *e = &s->next[p->slot];
+    double *a = which == 0 ? &e->b : &e->nb;
+    *a = lse(*a, v);
+    return 1;
+}
+
+/* Python orders tied scores by the prefix texts (heapq.nlargest on (score, text)): compare texts.
+ * Ties are rare: scores are sums of many log-probabilities. */
+static const Py_UCS4 *g_codes;
+static const Search *g_search;
+
+static int compare_texts(int a, int b) {
+    const Prefix *nodes = g_search->nodes;
+    int la = 0, lb = 0;
+    for (int p = a; p > 0; p = nodes[p].parent) la++;
+    for (int p = b; p > 0; p = nodes[p].parent) lb++;
+    /* walk the longer one up to the same length: then both climb together, and the last
+     * difference met while climbing is the first one of the texts */
+    int pa = a, pb = b, result = la < lb ? -1 : la > lb ? 1 : 0;
+    for (int n = la; n > lb; n--) pa = nodes[pa].parent;
+    for (int n = lb; n > la; n--) pb = nodes[pb].parent;
+    while (pa != pb) {
+        Py_UCS4 ca = g_codes[nodes[pa].label - 1], cb = g_codes[nodes[pb].label - 1];
+        if (ca != cb) result = ca < cb ? -1 : 1;
+        pa = nodes[pa].parent;
+        pb = nodes[pb].parent;
+    }
+    return result;
+}
+
+static int better(const Beam *a, const Beam *b) { /* a before b: higher score; ties: larger text */
+    if (a->score != b->score) return a->score > b->score;
+    return compare_texts(a->prefix, b->prefix) > 0;
+}
+
+/* Keep the best `width` of the n entries of `next`, best first (heapq.nlargest's order). */
+static void keep_best(Beam *next, int n, int width) {
+    int kept = 0;
+    for (int i = 0; i < n; i++) {
+        Beam b = next[i];
+        if (kept == width && !better(&b, &next[kept - 1])) continue;
+        int j = kept < width ? kept++ : width - 1; /* the slot that frees up: the end, or the worst */
+        for (; j > 0 && better(&b, &next[j - 1]); j--) next[j] = next[j - 1];
+        next[j] = b;
+    }
+}
+
+/* decode(lm, log_probs, positions, alphabet, alpha, beta, width, prune, eos) -> (labels, first frames)
+ * log_probs: a C-contiguous float32 (frames, classes) buffer, class 0 the blank; positions[k]: the
+ * LM position of class k's character (positions[0] unused); alphabet: the classes' characters;
+ * eos: the LM position of the end of line. */
+static PyObject *decode(PyObject *self, PyObject *args) {
+    PyObject *capsule, *positions_obj, *alphabet;
+    Py_buffer view;
+    double alpha, beta, prune;
+    int width, eos;
+    if (!PyArg_ParseTuple(args, "Oy*O!Uddidi", &capsule, &view, &PyList_Type, &positions_obj, &alphabet,
+                          &alpha, &beta, &width, &prune, &eos))
+        return NULL;
+    LM *lm = PyCapsule_GetPointer(capsule, CAPSULE_NAME);
+    PyObject *result = NULL;
+    Search s = {0};
+    int *positions = NULL;
+    double *cum = NULL;
+    Py_UCS4 *codes = NULL;
+    if (!lm) goto done;
+    Py_ssize_t classes = PyList_GET_SIZE(positions_obj);
+    if (classes < 1 || PyUnicode_GET_LENGTH(alphabet) != classes - 1 || view.itemsize != 4 || view.len % (classes * 4) != 0) {
+        PyErr_SetString(PyExc_ValueError, "log_probs must be float32 (frames, len(alphabet) + 1)");
+        goto done;
+    }
+    if (width < 1 || eos < 0 || eos >= lm->vocabulary) {
+        PyErr_SetString(PyExc_ValueError, "bad width or EOS position");
+        goto done;
+    }
+    const float *lp = view.buf;
+    int frames = (int)(view.len / (classes * 4));
+    positions = malloc(sizeof(int) * (size_t)classes);
+    codes = PyUnicode_AsUCS4Copy(alphabet);
+    cum = malloc(sizeof(double) * (size_t)(frames + 1));
+    if (!positions || !codes || !cum) { if (!PyErr_Occurred()) PyErr_NoMemory(); goto done; }
+    for (Py_ssize_t k = 0; k < classes; k++) {
+        long v = PyLong_AsLong(PyList_GET_ITEM(positions_obj, k));
+        if (v == -1 && PyErr_Occurred()) goto done;
+        if (k > 0 && (v < 0 || v >= lm->vocabulary)) { PyErr_SetString(PyExc_ValueError, "bad LM position"); goto done; }
+        positions[k] = (int)v;
+    }
+    cum[0] = 0.0; /* decode.py sums runs of blank-only frames with the same float64 cumulative sum */
+    for (int t = 0; t < frames; t++) cum[t + 1] = cum[t] + (double)lp[(size_t)t * classes];
+    int ctx_len = lm->order - 1;
+    uint64_t ctx_mask = mask_of(ctx_len), bos_context = 0;
+    int *cand = malloc(sizeof(int) * (size_t)classes);
+    if (!cand) { PyErr_NoMemory(); goto done; }
+    for (int i = 0; i < ctx_len; i++) bos_context = (bos_context << 8) | (uint64_t)BOS_CODE; /* BOS padding */
+    bos_context &= ctx_mask;
+    if (new_prefix(&s, -1, 0, bos_context, 0.0, 0) < 0 || !grow_beams(&s, width + 1)) { free(cand); PyErr_NoMemory(); goto done; }
+    s.beams[0] = (Beam){0, 0.0, NEG, 0.0};
+    s.n_beams = 1;
+    int t = 0, failed = 0;
+    while (t < frames && !failed) {
+        const float *row = lp + (size_t)t * classes;
+        int n_cand = 0;
+        for (int k = 1; k < classes; k++) if (row[k] > (float)prune) cand[n_cand++] = k;
+        if (n_cand == 0) { /* a run of frames where only the blank passes: one step */
+            int end = t + 1;
+            while (end < frames) {
+                const float *r = lp + (size_t)end * classes;
+                int any = 0;
+                for (int k = 1; k < classes && !any; k++) any = r[k] > (float)prune;
+                if (any) break;
+                end++;
+            }
+            double blank = cum[end] - cum[t];
+            for (int i = 0; i < s.n_beams; i++) {
+                s.beams[i].b = lse(s.beams[i].b, s.beams[i].nb) + blank;
+                s.beams[i].nb = NEG;
+            }
+            t = end;
+            continue;
+        }
+        int has_blank = row[0] > (float)prune;
+        double p_blank = (double)row[0];
+        s.n_next = 0;
+        for (int i = 0; i < s.n_beams && !failed; i++) {
+            int pre = s.beams[i].prefix;
+            double pb = s.beams[i].b, pnb = s.beams[i].nb;
+            double total = lse(pb, pnb);
+            if (has_blank && !add(&s, pre, 0, total + p_blank)) { failed = 1; break; }
+            int last = s.nodes[pre].label; /* 0 for the empty prefix: no character repeats it */
+            double base = s.nodes[pre].lm_score;
+            for (int c = 0; c < n_cand; c++) {
+                int k = cand[c];
+                double p = (double)row[k];
+                int ext = s.nodes[pre].child;
+                while (ext >= 0 && s.nodes[ext].label != k) ext = s.nodes[ext].sibling;
+                if (ext < 0) {
+                    double lmp = lm_logp_memo(lm, s.nodes[pre].context, positions[k]);
+                    uint64_t context = ((s.nodes[pre].context << 8) | (uint64_t)positions[k]) & ctx_mask;
+                    ext = new_prefix(&s, pre, k, context, base + alpha * lmp + beta, t);
+                    if (ext < 0) { failed = 1; break; }
+                }
+                if (k == last) {
+                    if (!add(&s, pre, 1, pnb + p) || !add(&s, ext, 1, pb + p)) { failed = 1; break; }
+                } else if (!add(&s, ext, 1, total + p)) { failed = 1; break; }
+            }
+        }
+        if (failed) break;
+        for (int i = 0; i < s.n_next; i++) s.nodes[s.next[i].prefix].slot = -1;
+        if (s.n_next > width) {
+            for (int i = 0; i < s.n_next; i++)
+                s.next[i].score = lse(s.next[i].b, s.next[i].nb) + s.nodes[s.next[i].prefix].lm_score;
+            g_codes = codes;
+            g_search = &s;
+            keep_best(s.next, s.n_next, width);
+            s.n_next = width;
+        }
+        Beam *swap = s.beams;
+        s.beams = s.next;
+        s.next = swap;
+        s.n_beams = s.n_next;
+        if (!grow_beams(&s, s.n_beams + 1)) { failed = 1; break; }
+        t++;
+    }
+    free(cand);
+    if (failed) { if (!PyErr_Occurred()) PyErr_NoMemory(); goto done; }
+    /* the best text, its end scored too (EOS) */
+    int best = -1;
+    double best_score = 0.0;
+    for (int i = 0; i < s.n_beams; i++) {
+        int pre = s.beams[i].prefix;
+        double score = lse(s.beams[i].b, s.beams[i].nb) + s.nodes[pre].lm_score + alpha * lm_logp_memo(lm, s.nodes[pre].context, eos);
+        if (best < 0 || score > best_score) { best = pre; best_score = score; }
+    }
+    int n = 0;
+    for (int p = best; p > 0; p = s.nodes[p].parent) n++;
+    PyObject *labels = PyTuple_New(n), *starts = PyTuple_New(n);
+    if (!labels || !starts) { Py_XDECREF(labels); Py_XDECREF(starts); goto done; }
+    int i = n;
+    for (int p = best; p > 0; p = s.nodes[p].parent) {
+        i--;
+        PyTuple_SET_ITEM(labels, i, PyLong_FromLong(s.nodes[p].label));
+        PyTuple_SET_ITEM(starts, i, PyLong_FromLong(s.nodes[p].first_frame));
+    }
+    result = PyTuple_Pack(2, labels, starts);
+    Py_DECREF(labels);
+    Py_DECREF(starts);
+done:
+    PyBuffer_Release(&view);
+    free(positions); free(cum); PyMem_Free(codes);
+    free(s.nodes); free(s.beams); free(s.next);
+    return result;
+}
+
+/* log_dist(lm, context) -> tuple of floats: log P(. | context), context a list of LM positions
+ * (oldest first, at most order-1 of them, 255 for BOS): what the search reads, for tests. */
+static PyObject *log_dist(PyObject *self, PyObject *args) {
+    PyObject *capsule, *context;
+    if (!PyArg_ParseTuple(args, "OO!", &capsule, &PyList_Type, &context)) return NULL;
+    LM *lm = PyCapsule_GetPointer(capsule, CAPSULE_NAME);
+    if (!lm) return NULL;
+    Py_ssize_t len = PyList_GET_SIZE(context);
+    if (len > lm->order - 1) {
+        PyErr_SetString(PyExc_ValueError, "context longer than order - 1");
+        return NULL;
+    }
+    uint64_t chars = 0;
+    for (Py_ssize_t i = 0; i < len; i++) {
+        long v = PyLong_AsLong(PyList_GET_ITEM(context, i));
+        if (v < 0 || v > 255) { if (!PyErr_Occurred()) PyErr_SetString(PyExc_ValueError, "bad position"); return NULL; }
+        chars = (chars << 8) | (uint64_t)v;
+    }
+    PyObject *out = PyTuple_New(lm->vocabulary);
+    if (!out) return NULL;
+    for (int c = 0; c < lm->vocabulary; c++) PyTuple_SET_ITEM(out, c, PyFloat_FromDouble(lm_logp(lm, (int)len, chars, c)));
+    return out;
+}
+
+static PyMethodDef methods[] = {
+    {"compile_lm", compile_lm, METH_VARARGS, "compile_lm(counts, index, vocabulary, discount, order, bos) -> LM capsule"},
+    {"decode", decode, METH_VARARGS, "decode(lm, log_probs, positions, alphabet, alpha, beta, width, prune, eos) -> (labels, first_frames)"},
+    {"log_dist", log_dist, METH_VARARGS, "log_dist(lm, context_positions) -> log P(. | context)"},
+    {NULL, NULL, 0, NULL},
+};
+
+static struct PyModuleDef module = {PyModuleDef_HEAD_INIT, "_ctcbeam", "CTC prefix beam search with a character LM (C)", -1, methods, NULL, NULL, NULL, NULL};
+
+PyMODINIT_FUNC PyInit__ctcbeam(void) { return PyModule_Create(&module); }
