@@ -2,7 +2,8 @@
 
 Method: remove ruled lines and borders from the ink mask, smear the ink horizontally so the words
 of a line join into one blob, split blobs that span several lines at the valleys of their row
-profile, merge pieces of the same line, and order lines top to bottom (column by column).
+profile, merge pieces of the same line, and order lines top to bottom, column by column where long
+vertical rules divide the page.
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ class SegmentConfig:
     cut_height: float = 1.6
     min_peak: float = 0.3  # a line body's peak in the row profile, as a share of the blob's highest
     max_valley: float = 0.5  # the valley between two bodies, as a share of the lower peak
+    column_rule: float = 0.5  # vertical rules along this share of the text's height divide it into columns
 
 
 def vertical_rules(ink: np.ndarray, letter: float) -> np.ndarray:
@@ -187,7 +189,27 @@ def find_lines(page: Page, cfg: SegmentConfig = SegmentConfig()) -> list[Line]:
             boxes.append([x, y, x + w, y + h])
     boxes = _merge_same_line(boxes, pitch * cfg.merge_gap, barrier)
     boxes = [b for b in boxes if b[2] - b[0] >= cfg.min_width * pitch and b[3] - b[1] >= cfg.min_height * pitch]
-    return [Line(BBox(*b)) for b in _reading_order(boxes)]
+    return [Line(BBox(*b)) for b in _reading_order(boxes, column_rules(rules, boxes, cfg.column_rule))]
+
+
+def column_rules(rules: np.ndarray, boxes: list[list[int]], share: float) -> list[int]:
+    """x of the vertical rules that divide the text into columns: rules (table rules, ruled
+    margins) running along at least ``share`` of the height the lines span. Pieces of one rule
+    (broken by faint ink, or drifting with a residual skew) are added up."""
+    if not boxes or not rules.any():
+        return []
+    span = max(b[3] for b in boxes) - min(b[1] for b in boxes)
+    n, _, stats, _ = cv2.connectedComponentsWithStats(rules, connectivity=8)
+    pieces = sorted((x + w / 2, h) for x, _, w, h, _ in stats[1:])
+    slack = max(4, rules.shape[1] // 150)
+    found, group = [], []
+    for x, h in pieces + [(float("inf"), 0)]:
+        if group and x - group[-1][0] > slack:
+            if sum(g[1] for g in group) >= share * span:
+                found.append(int(round(sum(g[0] * g[1] for g in group) / sum(g[1] for g in group))))
+            group = []
+        group.append((x, h))
+    return found
 
 
 def _blocked(a: list[int], b: list[int], barrier: np.ndarray | None) -> bool:
@@ -221,8 +243,16 @@ def _merge_same_line(boxes: list[list[int]], gap: float, barrier: np.ndarray | N
     return boxes
 
 
-def _reading_order(boxes: list[list[int]]) -> list[list[int]]:
-    """Top to bottom; lines whose vertical ranges overlap are read left to right."""
+def _reading_order(boxes: list[list[int]], columns: list[int] = ()) -> list[list[int]]:
+    """Column by column between the rules at x = ``columns``, left to right (registers are read
+    so: the archives' transcriptions of the lectaurep tables list a column's cells before the
+    next column's); in a column, top to bottom, and lines whose vertical ranges overlap left to
+    right."""
+    if columns:
+        by_column: dict[int, list[list[int]]] = {}
+        for b in boxes:
+            by_column.setdefault(int(np.searchsorted(columns, (b[0] + b[2]) / 2)), []).append(b)
+        return [b for k in sorted(by_column) for b in _reading_order(by_column[k])]
     boxes = sorted(boxes, key=lambda b: (b[1] + b[3]) / 2)
     rows: list[list[list[int]]] = []
     for b in boxes:

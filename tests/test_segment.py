@@ -70,8 +70,30 @@ def test_table_cells_split_at_vertical_rules():
     assert len(lines) == 2 * len(rows)
     for ln in lines:
         assert ln.bbox.x1 <= rule or ln.bbox.x0 >= rule  # no line crosses the rule
-    # Reading order: row by row, the number before its entry.
-    assert [ln.bbox.x0 < rule for ln in lines] == [True, False] * len(rows)
+    # Reading order: the rule runs along the whole table, so column by column (as archives
+    # transcribe registers): the numbers top to bottom, then the entries.
+    assert [ln.bbox.x0 < rule for ln in lines] == [True] * len(rows) + [False] * len(rows)
+    assert [ln.bbox.y0 for ln in lines[:len(rows)]] == sorted(ln.bbox.y0 for ln in lines[:len(rows)])
+
+
+def test_a_short_rule_does_not_make_columns():
+    """A rule beside only part of the text (a margin stroke, a box around one entry) leaves the
+    page read row by row."""
+    from PIL import Image, ImageDraw, ImageFont
+
+    font = ImageFont.load_default(size=32)
+    im = Image.new("L", (1000, 820), 245)
+    draw = ImageDraw.Draw(im)
+    for i in range(6):
+        draw.text((80, 100 + i * 120), f"{1344 + i}", fill=25, font=font)
+        draw.text((215, 100 + i * 120), "an entry", fill=25, font=font)
+    draw.line([(195, 80), (195, 330)], fill=30, width=3)  # along the first two rows only
+    page, lines = _lines(np.asarray(im), deskew=False)
+    rule = 195 * page.transform[0, 0]
+    assert len(lines) >= 8  # the rule splits the first two rows; the others may be one line each
+    tops = [ln.bbox.y0 for ln in lines]
+    assert tops == sorted(tops)  # row by row
+    assert [ln.bbox.x0 < rule for ln in lines[:4]] == [True, False, True, False]
 
 
 def test_text_written_up_the_margin_is_not_read_as_lines():
