@@ -236,6 +236,24 @@ def test_python_search_runs_where_the_extension_is_missing():
 def test_c_search_refuses_damaged_counts():
     ctcbeam = _c_search()
     lm = _lm()
-    lm.counts[2] = {**lm.counts[2], "he": "lo\t3"}  # two followers, one count
+    lm.counts[2]["he"] = "lo\t3"  # two followers, one count
     with pytest.raises(ValueError, match="damaged"):
-        ctcbeam.compile_lm(lm.counts, {}, lm.vocabulary, lm.discount, lm.order, BOS)
+        ctcbeam.compile_lm(lm.packed, {}, lm.vocabulary, lm.discount, lm.order, BOS)
+    for cut in ("he\tlo", "he", "h\tl\t1"):  # no counts, no followers, a short context
+        with pytest.raises(ValueError, match="damaged"):
+            ctcbeam.compile_lm(["\ta\t1", "a\tb\t1", cut, ""], {}, lm.vocabulary, lm.discount, lm.order, BOS)
+
+
+def test_format_1_files_still_load(tmp_path):
+    """Format 1 stored one string per context in a JSON object per context length."""
+    lm = _lm()
+    doc = {"format": "ocrcli-charlm", "format_version": 1, "order": lm.order, "discount": lm.discount,
+           "vocabulary": lm.vocabulary, "alpha": 0.5, "beta": 1.0, "info": {}, "counts": lm.counts}
+    (tmp_path / "old.json.gz").write_bytes(gzip.compress(json.dumps(doc).encode()))
+    old = load_lm(tmp_path / "old.json.gz")
+    for history in (lm.start() + "hel", lm.start() + "a b"):
+        for ch in ALPHABET + EOS:
+            assert old.logp(history, ch) == lm.logp(history, ch)
+    lp = _frames({"h": 0.9}, {}, {"a": 0.5, "e": 0.4}, {}, {"l": 0.9}, {}, {"l": 0.9}, {}, {"o": 0.9})
+    lm.alpha, lm.beta = 0.5, 1.0
+    assert beam_decode(lp, ALPHABET, old).labels == beam_decode(lp, ALPHABET, lm).labels

@@ -156,34 +156,57 @@ static int position_of(PyObject *index, Py_UCS4 ch, int vocabulary) {
     return (int)pos;
 }
 
-/* compile_lm(counts, index, vocabulary, discount, order, bos) -> capsule. counts: CharLM.counts. */
+/* Positions of characters, looked up in CharLM._index once per distinct character. */
+typedef struct {
+    PyObject *index;
+    int vocabulary;
+    int16_t fast[65536]; /* code point -> position + 1 (0: not looked up yet); the others: index */
+} Positions;
+
+static int position(Positions *p, Py_UCS4 ch) {
+    if (ch < 65536 && p->fast[ch]) return p->fast[ch] - 1;
+    int pos = position_of(p->index, ch, p->vocabulary);
+    if (pos >= 0 && ch < 65536) p->fast[ch] = (int16_t)(pos + 1);
+    return pos;
+}
+
+/* compile_lm(levels, index, vocabulary, discount, order, bos) -> capsule. levels: CharLM.packed, one
+ * string per context length n, a line per context: "<n characters>\t<followers>\t<counts>". */
 static PyObject *compile_lm(PyObject *self, PyObject *args) {
-    PyObject *counts, *index;
+    PyObject *levels, *index;
     int vocabulary, order;
     double discount;
     Py_UCS4 bos;
-    if (!PyArg_ParseTuple(args, "O!O!idiC", &PyList_Type, &counts, &PyDict_Type, &index, &vocabulary, &discount, &order, &bos))
+    if (!PyArg_ParseTuple(args, "O!O!idiC", &PyList_Type, &levels, &PyDict_Type, &index, &vocabulary, &discount, &order, &bos))
         return NULL;
-    if (order < 1 || order > 8 || vocabulary < 1 || vocabulary > BOS_CODE || PyList_GET_SIZE(counts) != order) {
+    if (order < 1 || order > 8 || vocabulary < 1 || vocabulary > BOS_CODE || PyList_GET_SIZE(levels) != order) {
         PyErr_SetString(PyExc_ValueError, "orders above 8 and vocabularies above 255 are left to the Python search");
         return NULL;
     }
-    size_t contexts = 0;
+    size_t contexts = 0, foll_cap = 16;
     for (int n = 0; n < order; n++) {
-        PyObject *level = PyList_GET_ITEM(counts, n);
-        if (!PyDict_Check(level)) {
-            PyErr_SetString(PyExc_TypeError, "counts must be a list of dicts");
+        PyObject *level = PyList_GET_ITEM(levels, n);
+        if (!PyUnicode_Check(level)) {
+            PyErr_SetString(PyExc_TypeError, "the count tables must be strings (CharLM.packed)");
             return NULL;
         }
-        contexts += (size_t)PyDict_Size(level);
+        Py_ssize_t len = PyUnicode_GET_LENGTH(level);
+        int kind = PyUnicode_KIND(level);
+        const void *data = PyUnicode_DATA(level);
+        if (len > 0) contexts++;
+        for (Py_ssize_t i = 0; i < len; i++) if (PyUnicode_READ(kind, data, i) == '\n') contexts++;
+        foll_cap += (size_t)len; /* more than the followers of the level */
     }
     LM *lm = calloc(1, sizeof(LM));
-    if (!lm) return PyErr_NoMemory();
+    Positions *positions = calloc(1, sizeof(Positions));
+    if (!lm || !positions) { free(lm); free(positions); return PyErr_NoMemory(); }
+    positions->index = index;
+    positions->vocabulary = vocabulary;
     lm->order = order;
     lm->vocabulary = vocabulary;
     lm->discount = discount;
     lm->floor = -log((double)vocabulary);
-    size_t cap = 1024, foll_cap = 4 * contexts + 16;
+    size_t cap = 1024;
     while (2 * cap < 3 * contexts) cap <<= 1; /* at most two thirds full */
     lm->table.slots = calloc(cap, sizeof(Slot));
     lm->table.mask = cap - 1;
@@ -196,75 +219,68 @@ static PyObject *compile_lm(PyObject *self, PyObject *args) {
     lm->foll_count = malloc(foll_cap * sizeof(double));
     lm->memo = calloc(MEMO_SIZE, sizeof(Memo));
     if (!lm->memo || !lm->table.slots || !lm->start || !lm->count || !lm->total || !lm->share || !lm->log_share || !lm->foll_pos || !lm->foll_count) {
-        lm_free(lm);
-        return PyErr_NoMemory();
+        PyErr_NoMemory();
+        goto fail;
     }
     for (int n = 0; n < order; n++) {
-        PyObject *level = PyList_GET_ITEM(counts, n), *context, *entry;
-        Py_ssize_t it = 0;
-        while (PyDict_Next(level, &it, &context, &entry)) {
-            if (!PyUnicode_Check(context) || !PyUnicode_Check(entry) || PyUnicode_GET_LENGTH(context) != n) {
-                PyErr_Format(PyExc_ValueError, "damaged language model: a context of level %d", n);
-                goto fail;
-            }
+        PyObject *level = PyList_GET_ITEM(levels, n);
+        Py_ssize_t len = PyUnicode_GET_LENGTH(level), k = 0;
+        int kind = PyUnicode_KIND(level);
+        const void *data = PyUnicode_DATA(level);
+        while (k < len) { /* one line: a context */
+            Py_ssize_t line = k;
             uint64_t chars = 0;
-            for (int i = 0; i < n; i++) { /* oldest first: the newest ends in the lowest byte */
-                Py_UCS4 ch = PyUnicode_READ_CHAR(context, i);
-                int pos = ch == bos ? BOS_CODE : position_of(index, ch, vocabulary);
+            for (int i = 0; i < n; i++, k++) { /* oldest first: the newest ends in the lowest byte */
+                Py_UCS4 ch = k < len ? PyUnicode_READ(kind, data, k) : '\n';
+                int pos = ch == bos ? BOS_CODE : (ch == '\n' || ch == '\t') ? -2 : position(positions, ch);
+                if (pos == -2) break;
                 if (pos < 0) goto fail;
                 chars = (chars << 8) | (uint64_t)pos;
             }
-            Py_ssize_t len = PyUnicode_GET_LENGTH(entry), tab = PyUnicode_FindChar(entry, '\t', 0, len, 1);
-            if (tab < 1) {
-                if (!PyErr_Occurred()) PyErr_Format(PyExc_ValueError, "damaged language model: a context of level %d without counts", n);
-                goto fail;
-            }
-            if (lm->n_foll + (size_t)tab > foll_cap) {
-                while (lm->n_foll + (size_t)tab > foll_cap) foll_cap *= 2;
-                uint8_t *p = realloc(lm->foll_pos, foll_cap);
-                if (p) lm->foll_pos = p;
-                double *q = realloc(lm->foll_count, foll_cap * sizeof(double));
-                if (q) lm->foll_count = q;
-                if (!p || !q) { PyErr_NoMemory(); goto fail; }
-            }
+            if (k - line != n || k >= len || PyUnicode_READ(kind, data, k) != '\t') goto damaged;
+            k++;
             uint8_t *pos = lm->foll_pos + lm->n_foll;
             double *cnt = lm->foll_count + lm->n_foll;
-            for (Py_ssize_t i = 0; i < tab; i++) {
-                int p = position_of(index, PyUnicode_READ_CHAR(entry, i), vocabulary);
+            int32_t tab = 0;
+            for (; k < len; k++) {
+                Py_UCS4 ch = PyUnicode_READ(kind, data, k);
+                if (ch == '\t' || ch == '\n') break;
+                int p = position(positions, ch);
                 if (p < 0) goto fail;
-                pos[i] = (uint8_t)p;
+                pos[tab++] = (uint8_t)p;
             }
-            /* the counts: comma-separated whole numbers after the tab, one per follower */
-            Py_ssize_t k = tab + 1, found = 0;
-            while (k < len && found < tab) {
+            if (tab == 0 || k >= len || PyUnicode_READ(kind, data, k) != '\t') goto damaged;
+            k++;
+            int32_t found = 0; /* the counts: comma-separated whole numbers, one per follower */
+            while (found < tab) {
                 double value = 0.0;
                 int digits = 0;
                 while (k < len) {
-                    Py_UCS4 ch = PyUnicode_READ_CHAR(entry, k++);
-                    if (ch == ',') break;
-                    if (ch < '0' || ch > '9') { digits = -1; break; }
+                    Py_UCS4 ch = PyUnicode_READ(kind, data, k);
+                    if (ch < '0' || ch > '9') break;
                     value = value * 10.0 + (double)(ch - '0');
                     digits++;
+                    k++;
                 }
-                if (digits <= 0) break;
+                if (!digits) goto damaged;
                 cnt[found++] = value;
+                if (k < len && PyUnicode_READ(kind, data, k) == ',' && found < tab) k++;
+                else break;
             }
-            if (found != tab || k != len) {
-                PyErr_Format(PyExc_ValueError, "damaged language model: context %R has %zd characters and other counts", context, tab);
-                goto fail;
-            }
+            if (found != tab || (k < len && PyUnicode_READ(kind, data, k) != '\n')) goto damaged;
+            k++; /* past the newline */
             int32_t e = lm->n_entries++;
             double total = 0.0;
-            for (Py_ssize_t i = 0; i < tab; i++) total += cnt[i]; /* in the file's order, as Python sums */
+            for (int32_t i = 0; i < tab; i++) total += cnt[i]; /* in the file's order, as Python sums */
             lm->start[e] = (int32_t)lm->n_foll;
-            lm->count[e] = (int32_t)tab;
+            lm->count[e] = tab;
             lm->total[e] = total;
             lm->share[e] = discount * (double)tab / total;
             lm->log_share[e] = log(lm->share[e]);
-            for (Py_ssize_t i = 1; i < tab; i++) { /* sort by position, for lm_logp's binary search */
+            for (int32_t i = 1; i < tab; i++) { /* sort by position, for lm_logp's binary search */
                 uint8_t p = pos[i];
                 double c = cnt[i];
-                Py_ssize_t j = i;
+                int32_t j = i;
                 for (; j > 0 && pos[j - 1] > p; j--) { pos[j] = pos[j - 1]; cnt[j] = cnt[j - 1]; }
                 pos[j] = p;
                 cnt[j] = c;
@@ -274,10 +290,16 @@ static PyObject *compile_lm(PyObject *self, PyObject *args) {
             while (lm->table.slots[i].key != 0) i = (i + 1) & lm->table.mask;
             lm->table.slots[i].key = key;
             lm->table.slots[i].entry = e;
+            continue;
+        damaged:
+            PyErr_Format(PyExc_ValueError, "damaged language model: a line of the %d-character contexts, at character %zd", n, line);
+            goto fail;
         }
     }
+    free(positions);
     return PyCapsule_New(lm, CAPSULE_NAME, capsule_free);
 fail:
+    free(positions);
     lm_free(lm);
     return NULL;
 }
