@@ -423,7 +423,7 @@ SYNTHETIC_LM_SEED = 424242  # not a seed of training (small integers) nor of scr
 def train_lm(
     train_tsv: Annotated[list[Path], typer.Option("--train", help="TSV(s) whose transcriptions the model counts (repeatable).", show_default=False)],
     out: Annotated[Path, typer.Option("--out", help="Language model file to write (.json.gz).", show_default=False)],
-    order: Annotated[int, typer.Option("--order", min=1, max=12, help="Characters of context plus one.")] = 6,
+    order: Annotated[int, typer.Option("--order", min=1, max=12, help="Characters of context plus one.")] = 7,
     min_count: Annotated[int, typer.Option("--min-count", min=1, help="Leave out contexts of 3+ characters seen fewer times (smaller, faster to load).")] = 2,
     synthetic_lines: Annotated[int, typer.Option("--synthetic-lines", min=0, help="Also count this many English lines from the synthetic training text generator (sentences, names, addresses, dates, amounts; fixed seed).")] = 0,
     tune_on: Annotated[Optional[Path], typer.Option("--tune-on", help="TSV of line images: pick the LM weight and character bonus that give the lowest CER there.")] = None,
