@@ -264,11 +264,16 @@ def _recognize(paths, files_from, null, fmt, output_dir, stdout, layout, device,
         options = RayOptions(address, workers, cpus_per_worker, gpus_per_worker)
         outcomes = run_on_ray(files, cfg, options, model_path, emit, quiet or not sys.stderr.isatty(), devices.add)
     else:
-        from ocrcli.api import load_recognizer, recognize as recognize_files
+        from ocrcli.api import load_recognizer
+        from ocrcli.output import RunInfo
+        from ocrcli.pipeline import EarlyPage, run_batch
 
+        # The first page is read, preprocessed and segmented while torch and the model load.
+        early = EarlyPage(files[0], cfg) if files and cfg.layout == "page" and not cfg.save_stages else None
         recognizer = load_recognizer(cfg)
         devices.add(recognizer.device)
-        outcomes = recognize_files(files, cfg, recognizer=recognizer, emit=emit) if files else iter(())
+        run_info = RunInfo(recognizer.model_id, recognizer.sha256, recognizer.device)
+        outcomes = run_batch(files, cfg, recognizer, run_info, emit, early) if files else iter(())
 
     done = failed = skipped = pages = lines = to_review = 0
     output_failed = False

@@ -142,8 +142,38 @@ def is_fragment(text: str, confidence: float) -> bool:
     return confidence < FRAGMENT_CONFIDENCE and len("".join(text.split())) <= FRAGMENT_CHARS
 
 
-def recognize_page(page: Page, cfg: RunConfig, recognizer, saver: StageSaver | None = None) -> PageResult:
-    """One page through the stages and the recognizer."""
+class EarlyPage:
+    """The first page of the first input, decoded, preprocessed and segmented in a thread while the
+    model loads (torch's import is most of a short run's time; OpenCV works beside it).
+    ``recognize_file`` takes the result for that page; any failure there is left to the normal path."""
+
+    def __init__(self, input_file: InputFile, cfg: RunConfig) -> None:
+        import threading
+
+        self.path, self.cfg, self.result = input_file.path, cfg, None
+        self.thread = threading.Thread(target=self._run, name="ocrcli-early-page", daemon=True)
+        self.thread.start()
+
+    def _run(self) -> None:
+        try:
+            page = next(iter_pages(self.path, self.cfg.dpi, self.cfg.preprocess.exif_orientation, lambda error: None))
+            self.result = (page.number, segment_page(page, self.cfg))
+        except Exception:  # noqa: BLE001 - the normal path reads the file again and reports its errors
+            self.result = None
+
+    def take(self, path: Path, number: int, cfg: RunConfig):
+        """(prepared page, lines, crops) of that page when this is it, else None (once)."""
+        if path != self.path or cfg is not self.cfg:
+            return None
+        self.thread.join()
+        result, self.result = self.result, None
+        return result[1] if result is not None and result[0] == number else None
+
+
+def recognize_page(page: Page, cfg: RunConfig, recognizer, saver: StageSaver | None = None,
+                   segmented: tuple | None = None) -> PageResult:
+    """One page through the stages and the recognizer (``segmented``: its segment_page result,
+    when it was computed already)."""
     width, height = page.source_size
     if cfg.layout == "line":
         text = recognizer.recognize([page.image])[0]
@@ -154,7 +184,7 @@ def recognize_page(page: Page, cfg: RunConfig, recognizer, saver: StageSaver | N
     on_stage = (lambda name, p: saver.stage(page.number, next(counter), name, p)) if saver else None
     if saver:
         saver.stage(page.number, 0, "input", page)  # as decoded: EXIF-oriented grayscale
-    prepared, found, crops = segment_page(page, cfg, on_stage)
+    prepared, found, crops = segmented if segmented is not None else segment_page(page, cfg, on_stage)
     texts = recognizer.recognize([c.image for c in crops])
     results = []
     for line, crop, text in zip(found, crops, texts):
@@ -175,11 +205,12 @@ def _keep_image(page: Page, cfg: RunConfig) -> bytes | None:
     return data.tobytes() if ok else None
 
 
-def recognize_file(input_file: InputFile, cfg: RunConfig, recognizer) -> DocumentResult:
+def recognize_file(input_file: InputFile, cfg: RunConfig, recognizer, early: EarlyPage | None = None) -> DocumentResult:
     """All pages of one input file. Raises InputError when the file cannot be read."""
     saver = StageSaver(cfg.save_stages, input_file) if cfg.save_stages else None
     page_errors: list[InputError] = []
-    pages = [recognize_page(page, cfg, recognizer, saver)
+    pages = [recognize_page(page, cfg, recognizer, saver,
+                            early.take(input_file.path, page.number, cfg) if early and not saver else None)
              for page in iter_pages(input_file.path, cfg.dpi, cfg.preprocess.exif_orientation, page_errors.append)]
     if page_errors and not pages:
         raise page_errors[0]
@@ -187,7 +218,7 @@ def recognize_file(input_file: InputFile, cfg: RunConfig, recognizer) -> Documen
 
 
 def process_file(f: InputFile, paths: dict[str, Path], cfg: RunConfig, recognizer, run_info: RunInfo,
-                 emit: Callable[[str], None] | None = None) -> FileOutcome:
+                 emit: Callable[[str], None] | None = None, early: EarlyPage | None = None) -> FileOutcome:
     """One input file start to end: skip it when its outputs exist, recognise it, write its outputs.
 
     Every failure that concerns only this file ends up in the outcome; model and device errors,
@@ -198,7 +229,7 @@ def process_file(f: InputFile, paths: dict[str, Path], cfg: RunConfig, recognize
         outcome.skipped = True
         return outcome
     try:
-        outcome.result = recognize_file(f, cfg, recognizer)
+        outcome.result = recognize_file(f, cfg, recognizer, early)
     except InputError as exc:
         outcome.error = str(exc)
     except OcrError:
@@ -224,11 +255,12 @@ def process_file(f: InputFile, paths: dict[str, Path], cfg: RunConfig, recognize
 
 
 def run_batch(files: list[InputFile], cfg: RunConfig, recognizer, run_info: RunInfo,
-              emit: Callable[[str], None] | None = None) -> Iterator[FileOutcome]:
+              emit: Callable[[str], None] | None = None, early: EarlyPage | None = None) -> Iterator[FileOutcome]:
     """Process files in order, yielding one outcome each; a failing file never stops the batch.
 
-    With ``cfg.to_stdout`` the rendered results go to ``emit`` instead of files.
+    With ``cfg.to_stdout`` the rendered results go to ``emit`` instead of files. ``early``: the
+    first page, segmented while the recognizer loaded.
     """
     targets = output_paths(files, cfg)
     for f in files:
-        yield process_file(f, targets[f.path], cfg, recognizer, run_info, emit)
+        yield process_file(f, targets[f.path], cfg, recognizer, run_info, emit, early)

@@ -164,3 +164,25 @@ def test_short_low_confidence_lines_are_dropped_unless_kept(tmp_path, page_png):
         texts[keep] = (tmp_path / f"out{keep}" / "page.txt").read_text(encoding="utf-8").splitlines()
     assert texts[True][0] == "3 75" and len(texts[True]) == len(LINES)
     assert "3 75" not in texts[False] and len(texts[False]) == len(LINES) - 1
+
+
+def test_first_page_segmented_early_is_the_page_the_batch_would_segment(tmp_path):
+    """The CLI segments the first page in a thread while the model loads; the batch takes that
+    result for that page only, once, and a file that cannot be read is left to the normal path."""
+    from ocrcli.pages import iter_pages
+    from ocrcli.pipeline import EarlyPage, segment_page
+
+    path = tmp_path / "page.png"
+    Image.fromarray(render_page(LINES)).save(path)
+    cfg = RunConfig()
+    files = resolve_inputs([str(path)]).files
+    early = EarlyPage(files[0], cfg)
+    assert early.take(tmp_path / "other.png", 1, cfg) is None
+    taken = early.take(path, 1, cfg)
+    _, lines, crops = segment_page(next(iter_pages(path)), cfg)
+    assert taken is not None and [ln.bbox for ln in taken[1]] == [ln.bbox for ln in lines]
+    assert all(np.array_equal(a.image, b.image) for a, b in zip(taken[2], crops))
+    assert early.take(path, 1, cfg) is None  # once
+    broken = tmp_path / "broken.png"
+    broken.write_bytes(b"\x89PNG\r\n\x1a\n not a png")
+    assert EarlyPage(resolve_inputs([str(broken)]).files[0], cfg).take(broken, 1, cfg) is None
