@@ -36,12 +36,12 @@ typedef struct {
 } Table;
 
 typedef struct {
-    uint64_t key, chars; /* key: a hash of (chars, c), 0 for an empty entry */
-    int32_t c;
+    uint64_t chars;
+    int32_t c1; /* the character + 1; 0: an empty entry */
     double value;
 } Memo;
 
-#define MEMO_SIZE 65536 /* entries (2 MB) */
+#define MEMO_SIZE 65536 /* entries (1.5 MB) */
 
 typedef struct {
     int order, vocabulary;
@@ -112,12 +112,10 @@ static double lm_logp(const LM *lm, int len, uint64_t chars, int c) {
 
 /* lm_logp of a full context (order-1 characters), through a direct-mapped memo of past answers. */
 static double lm_logp_memo(LM *lm, uint64_t chars, int c) {
-    uint64_t key = mix(chars * 257 + (uint64_t)c + 1) | 1; /* never 0 */
-    Memo *m = &lm->memo[key & (MEMO_SIZE - 1)];
-    if (m->key == key && m->chars == chars && m->c == c) return m->value;
-    m->key = key;
+    Memo *m = &lm->memo[mix(chars * 257 + (uint64_t)c) & (MEMO_SIZE - 1)];
+    if (m->c1 == c + 1 && m->chars == chars) return m->value;
     m->chars = chars;
-    m->c = c;
+    m->c1 = c + 1;
     m->value = lm_logp(lm, lm->order - 1, chars, c);
     return m->value;
 }
@@ -319,6 +317,7 @@ typedef struct { int prefix; double b, nb; double score; } Beam;
 typedef struct {
     Prefix *nodes; int n_nodes, cap_nodes;
     Beam *beams, *next; int n_beams, n_next, cap_beams;
+    const Py_UCS4 *codes; /* the classes' characters (class k: codes[k - 1]) */
 } Search;
 
 static double lse(double a, double b) { return a >= b ? a + log1p(exp(b - a)) : b + log1p(exp(a - b)); }
@@ -377,11 +376,8 @@ static int add(Search *s, int prefix, int which, double v) {
 
 /* Python orders tied scores by the prefix texts (heapq.nlargest on (score, text)): compare texts.
  * Ties are rare: scores are sums of many log-probabilities. */
-static const Py_UCS4 *g_codes;
-static const Search *g_search;
-
-static int compare_texts(int a, int b) {
-    const Prefix *nodes = g_search->nodes;
+static int compare_texts(const Search *s, int a, int b) {
+    const Prefix *nodes = s->nodes;
     int la = 0, lb = 0;
     for (int p = a; p > 0; p = nodes[p].parent) la++;
     for (int p = b; p > 0; p = nodes[p].parent) lb++;
@@ -391,7 +387,7 @@ static int compare_texts(int a, int b) {
     for (int n = la; n > lb; n--) pa = nodes[pa].parent;
     for (int n = lb; n > la; n--) pb = nodes[pb].parent;
     while (pa != pb) {
-        Py_UCS4 ca = g_codes[nodes[pa].label - 1], cb = g_codes[nodes[pb].label - 1];
+        Py_UCS4 ca = s->codes[nodes[pa].label - 1], cb = s->codes[nodes[pb].label - 1];
         if (ca != cb) result = ca < cb ? -1 : 1;
         pa = nodes[pa].parent;
         pb = nodes[pb].parent;
@@ -399,21 +395,23 @@ static int compare_texts(int a, int b) {
     return result;
 }
 
-static int better(const Beam *a, const Beam *b) { /* a before b: higher score; ties: larger text */
+static int better(const Search *s, const Beam *a, const Beam *b) { /* a before b: higher score; ties: larger text */
     if (a->score != b->score) return a->score > b->score;
-    return compare_texts(a->prefix, b->prefix) > 0;
+    return compare_texts(s, a->prefix, b->prefix) > 0;
 }
 
-/* Keep the best `width` of the n entries of `next`, best first (heapq.nlargest's order). */
-static void keep_best(Beam *next, int n, int width) {
+/* Keep the best `width` of the next beams, best first (heapq.nlargest's order). */
+static void keep_best(Search *s, int width) {
+    Beam *next = s->next;
     int kept = 0;
-    for (int i = 0; i < n; i++) {
+    for (int i = 0; i < s->n_next; i++) {
         Beam b = next[i];
-        if (kept == width && !better(&b, &next[kept - 1])) continue;
+        if (kept == width && !better(s, &b, &next[kept - 1])) continue;
         int j = kept < width ? kept++ : width - 1; /* the slot that frees up: the end, or the worst */
-        for (; j > 0 && better(&b, &next[j - 1]); j--) next[j] = next[j - 1];
+        for (; j > 0 && better(s, &b, &next[j - 1]); j--) next[j] = next[j - 1];
         next[j] = b;
     }
+    s->n_next = kept;
 }
 
 /* decode(lm, log_probs, positions, alphabet, alpha, beta, width, prune, eos) -> (labels, first frames)
@@ -450,6 +448,7 @@ static PyObject *decode(PyObject *self, PyObject *args) {
     codes = PyUnicode_AsUCS4Copy(alphabet);
     cum = malloc(sizeof(double) * (size_t)(frames + 1));
     if (!positions || !codes || !cum) { if (!PyErr_Occurred()) PyErr_NoMemory(); goto done; }
+    s.codes = codes;
     for (Py_ssize_t k = 0; k < classes; k++) {
         long v = PyLong_AsLong(PyList_GET_ITEM(positions_obj, k));
         if (v == -1 && PyErr_Occurred()) goto done;
@@ -520,16 +519,12 @@ static PyObject *decode(PyObject *self, PyObject *args) {
         if (s.n_next > width) {
             for (int i = 0; i < s.n_next; i++)
                 s.next[i].score = lse(s.next[i].b, s.next[i].nb) + s.nodes[s.next[i].prefix].lm_score;
-            g_codes = codes;
-            g_search = &s;
-            keep_best(s.next, s.n_next, width);
-            s.n_next = width;
+            keep_best(&s, width);
         }
         Beam *swap = s.beams;
         s.beams = s.next;
         s.next = swap;
         s.n_beams = s.n_next;
-        if (!grow_beams(&s, s.n_beams + 1)) { failed = 1; break; }
         t++;
     }
     free(cand);
