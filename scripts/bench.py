@@ -8,7 +8,9 @@ val subset and every 6th validation page), else the committed fixture lines and 
 With ../shared/tools present (and BENCH_PEERS not 0), the same lines and pages also go through
 RapidOCR (PP-OCRv6) and Tesseract via shared/tools/peers.py, side by side in the same table.
 BENCH_PDF_PAGES sets the size of the long-PDF run (default 300; 0 skips it). With Ray installed
-(and BENCH_RAY not 0), the same pages also run on `--engine ray` with 1 and 2 workers.
+(and BENCH_RAY not 0), the same pages also run on `--engine ray` with 1 and 2 workers. Where torch
+sees a CUDA GPU, the same lines run on it at several batch sizes (the last rows; elsewhere a row
+says it was not measured).
 """
 
 from __future__ import annotations
@@ -153,6 +155,32 @@ def long_pdf(pages: list[Path], count: int, folder: Path) -> Path:
 
 
 DECODERS = ("beam", "greedy")  # beam search with the language model (the default), and best path
+GPU_BATCH_SIZES = (32, 64, 128, 256, 512)
+
+
+def eval_lines_per_s(tsv: Path, *args: str) -> tuple[float, str]:
+    """`ocr eval` of the TSV with extra arguments: (lines/s, CER on all of it)."""
+    out = subprocess.run([*OCR, "eval", str(tsv), *args], capture_output=True, text=True, check=True, cwd=ROOT).stdout
+    summary = [l for l in out.splitlines() if "lines/s" in l][-1]  # "N lines in S s (L lines/s)"
+    cer = [l for l in out.splitlines() if l.strip().startswith("│ all")]  # the table's "all" row
+    return float(summary.split("(")[1].split()[0]), (cer[-1].split("│")[4].strip() if cer else "?")
+
+
+def gpu_rows(tsv: Path, n_lines: int) -> list[tuple[str, str]]:
+    """Lines/s on CUDA (fp16) at each of GPU_BATCH_SIZES, greedy, and beam at the best of them."""
+    probe = subprocess.run([sys.executable, "-c", "import torch; print(torch.cuda.get_device_name(0) if torch.cuda.is_available() else '')"],
+                           capture_output=True, text=True, cwd=ROOT).stdout.strip()
+    if not probe:
+        return [("GPU line recognition", "not measured: no CUDA GPU on this machine")]
+    rows, best = [], (0.0, GPU_BATCH_SIZES[0])
+    for size in GPU_BATCH_SIZES:
+        eval_lines_per_s(tsv, "--device", "cuda", "--decoder", "greedy", "--batch-size", str(size), "--limit", "64")  # warm-up
+        lps, cer = eval_lines_per_s(tsv, "--device", "cuda", "--decoder", "greedy", "--batch-size", str(size))
+        rows.append((f"GPU ({probe}), {n_lines} lines, --decoder greedy --batch-size {size}", f"{lps:.0f} lines/s, CER {cer}"))
+        best = max(best, (lps, size))
+    lps, cer = eval_lines_per_s(tsv, "--device", "cuda", "--batch-size", str(best[1]))
+    rows.append((f"GPU ({probe}), {n_lines} lines, --decoder beam --batch-size {best[1]}", f"{lps:.0f} lines/s, CER {cer}"))
+    return rows
 
 
 def main() -> None:
@@ -175,14 +203,9 @@ def main() -> None:
     n_lines = sum(1 for _ in open(tsv, encoding="utf-8"))
     ours_lps = {}
     for decoder in DECODERS:
-        out = subprocess.run([*OCR, "eval", str(tsv), "--device", "cpu", "--decoder", decoder],
-                             capture_output=True, text=True, check=True, cwd=ROOT).stdout
-        summary = [l for l in out.splitlines() if "lines/s" in l][-1]
-        cer = [l for l in out.splitlines() if l.strip().startswith(("│ all", "| all", "all"))]
-        rows.append((f"line recognition, {n_lines} lines ({tsv.name}), --decoder {decoder}", summary.strip()))
-        if cer:
-            rows.append(("  CER on those lines", cer[-1].split("│")[4].strip() if "│" in cer[-1] else cer[-1]))
-        ours_lps[decoder] = float(summary.split("(")[1].split()[0]) if "(" in summary else 0.0
+        ours_lps[decoder], cer = eval_lines_per_s(tsv, "--device", "cpu", "--decoder", decoder)
+        rows.append((f"line recognition, {n_lines} lines ({tsv.name}), --decoder {decoder}", f"{ours_lps[decoder]:.1f} lines/s"))
+        rows.append(("  CER on those lines", cer))
     _, rss_lines = child_peak_rss_mb([*OCR, "eval", str(tsv), "--device", "cpu"])
     rows.append(("  peak RSS, line run (beam)", f"{rss_lines:.0f} MB"))
     peers = peer_python()
@@ -200,10 +223,7 @@ def main() -> None:
             if len(subset) != len(line_rows):
                 sub = Path(tempfile.mkdtemp()) / "subset.tsv"
                 sub.write_text("".join(f"{p}\t{t}\n" for p, t in subset), encoding="utf-8")
-                out = subprocess.run([*OCR, "eval", str(sub), "--device", "cpu"], capture_output=True, text=True, check=True, cwd=ROOT).stdout
-                mine = [line for line in out.splitlines() if line.strip().startswith(("│ all", "| all", "all"))]
-                if mine:
-                    rows.append((f"  ocrcli CER on those {len(subset)} lines", mine[-1].split("│")[4].strip() if "│" in mine[-1] else mine[-1]))
+                rows.append((f"  ocrcli CER on those {len(subset)} lines", eval_lines_per_s(sub, "--device", "cpu")[1]))
 
     pages_dir = ROOT.parent / "shared" / "data" / "pages"
     pages = sorted(pages_dir.glob("*/*.jpg"))[::6] if pages_dir.exists() else sample
@@ -247,6 +267,8 @@ def main() -> None:
             seconds, rss_pdf = child_peak_rss_mb([*OCR, "recognize", str(pdf), "-o", tmp, "-q", "--device", "cpu"])
         rows.append((f"{n_pdf}-page PDF (pages rendered one at a time at 200 dpi)", f"{seconds:.0f} s, {seconds / n_pdf:.2f} s/page"))
         rows.append(("  peak RSS, long PDF run", f"{rss_pdf:.0f} MB"))
+
+    rows += gpu_rows(tsv, n_lines)
 
     width = max(len(r[0]) for r in rows)
     print(f"ocrcli bench ({os.cpu_count()} CPUs, torch threads default)")
