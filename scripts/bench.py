@@ -169,7 +169,7 @@ def eval_lines_per_s(tsv: Path, *args: str) -> tuple[float, str]:
 def gpu_rows(tsv: Path, n_lines: int) -> list[tuple[str, str]]:
     """Lines/s on CUDA (fp16) at each of GPU_BATCH_SIZES, greedy, and beam at the best of them."""
     probe = subprocess.run([sys.executable, "-c", "import torch; print(torch.cuda.get_device_name(0) if torch.cuda.is_available() else '')"],
-                           capture_output=True, text=True, cwd=ROOT).stdout.strip()
+                           check=False, capture_output=True, text=True, cwd=ROOT).stdout.strip()
     if not probe:
         return [("GPU line recognition", "not measured: no CUDA GPU on this machine")]
     rows, best = [], (0.0, GPU_BATCH_SIZES[0])
