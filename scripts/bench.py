@@ -158,7 +158,7 @@ DECODERS = ("beam", "greedy")  # beam search with the language model (the defaul
 GPU_BATCH_SIZES = (32, 64, 128, 256, 512)
 
 
-def eval_lines_per_s(tsv: Path, *args: str) -> tuple[float, str]:
+def run_eval(tsv: Path, *args: str) -> tuple[float, str]:
     """`ocr eval` of the TSV with extra arguments: (lines/s, CER on all of it)."""
     out = subprocess.run([*OCR, "eval", str(tsv), *args], capture_output=True, text=True, check=True, cwd=ROOT).stdout
     summary = [l for l in out.splitlines() if "lines/s" in l][-1]  # "N lines in S s (L lines/s)"
@@ -174,11 +174,10 @@ def gpu_rows(tsv: Path, n_lines: int) -> list[tuple[str, str]]:
         return [("GPU line recognition", "not measured: no CUDA GPU on this machine")]
     rows, best = [], (0.0, GPU_BATCH_SIZES[0])
     for size in GPU_BATCH_SIZES:
-        eval_lines_per_s(tsv, "--device", "cuda", "--decoder", "greedy", "--batch-size", str(size), "--limit", "64")  # warm-up
-        lps, cer = eval_lines_per_s(tsv, "--device", "cuda", "--decoder", "greedy", "--batch-size", str(size))
+        lps, cer = run_eval(tsv, "--device", "cuda", "--decoder", "greedy", "--batch-size", str(size))
         rows.append((f"GPU ({probe}), {n_lines} lines, --decoder greedy --batch-size {size}", f"{lps:.0f} lines/s, CER {cer}"))
         best = max(best, (lps, size))
-    lps, cer = eval_lines_per_s(tsv, "--device", "cuda", "--batch-size", str(best[1]))
+    lps, cer = run_eval(tsv, "--device", "cuda", "--batch-size", str(best[1]))
     rows.append((f"GPU ({probe}), {n_lines} lines, --decoder beam --batch-size {best[1]}", f"{lps:.0f} lines/s, CER {cer}"))
     return rows
 
@@ -203,7 +202,7 @@ def main() -> None:
     n_lines = sum(1 for _ in open(tsv, encoding="utf-8"))
     ours_lps = {}
     for decoder in DECODERS:
-        ours_lps[decoder], cer = eval_lines_per_s(tsv, "--device", "cpu", "--decoder", decoder)
+        ours_lps[decoder], cer = run_eval(tsv, "--device", "cpu", "--decoder", decoder)
         rows.append((f"line recognition, {n_lines} lines ({tsv.name}), --decoder {decoder}", f"{ours_lps[decoder]:.1f} lines/s"))
         rows.append(("  CER on those lines", cer))
     _, rss_lines = child_peak_rss_mb([*OCR, "eval", str(tsv), "--device", "cpu"])
@@ -223,7 +222,7 @@ def main() -> None:
             if len(subset) != len(line_rows):
                 sub = Path(tempfile.mkdtemp()) / "subset.tsv"
                 sub.write_text("".join(f"{p}\t{t}\n" for p, t in subset), encoding="utf-8")
-                rows.append((f"  ocrcli CER on those {len(subset)} lines", eval_lines_per_s(sub, "--device", "cpu")[1]))
+                rows.append((f"  ocrcli CER on those {len(subset)} lines", run_eval(sub, "--device", "cpu")[1]))
 
     pages_dir = ROOT.parent / "shared" / "data" / "pages"
     pages = sorted(pages_dir.glob("*/*.jpg"))[::6] if pages_dir.exists() else sample
