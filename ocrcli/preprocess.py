@@ -15,6 +15,20 @@ from ocrcli.config import PreprocessConfig
 from ocrcli.documents import Page
 
 PAPER = 255
+# Whole-page float arrays are 4-8 bytes a pixel (44 MB each for a 200-dpi A4 page), so work that
+# needs them goes in bands of this many rows: the page path's peak memory stays near the uint8 images.
+BAND_ROWS = 256
+
+
+def percentile_u8(image: np.ndarray, q: float) -> float:
+    """``np.percentile(image, q)`` of a uint8 image (linear interpolation, the same value) from its
+    histogram, without the sorted float64 copy of the whole image."""
+    counts = np.cumsum(np.bincount(image.ravel(), minlength=256))
+    rank = q / 100 * (image.size - 1)
+    below = int(rank)
+    low = int(np.searchsorted(counts, below, side="right"))
+    high = int(np.searchsorted(counts, min(below + 1, image.size - 1), side="right"))
+    return float(low + (high - low) * (rank - below))
 
 
 def flatten_illumination(gray: np.ndarray) -> np.ndarray:
@@ -27,8 +41,12 @@ def flatten_illumination(gray: np.ndarray) -> np.ndarray:
     background = cv2.medianBlur(background, min(k * 2 + 1, 31))
     if scale > 1:
         background = cv2.resize(background, (w, h), interpolation=cv2.INTER_LINEAR)
-    out = gray.astype(np.float32) * (255.0 / np.maximum(background.astype(np.float32), 1.0))
-    return np.clip(out, 0, 255).astype(np.uint8)
+    out = np.empty_like(gray)
+    for y in range(0, h, BAND_ROWS):
+        rows = slice(y, y + BAND_ROWS)
+        band = gray[rows].astype(np.float32) * (255.0 / np.maximum(background[rows].astype(np.float32), 1.0))
+        out[rows] = np.clip(band, 0, 255)
+    return out
 
 
 def ink_mask(gray: np.ndarray, min_contrast: int = 30) -> np.ndarray:
@@ -36,9 +54,9 @@ def ink_mask(gray: np.ndarray, min_contrast: int = 30) -> np.ndarray:
     if gray.size == 0:
         return np.zeros_like(gray)
     threshold, _ = cv2.threshold(gray, 0, 255, cv2.THRESH_BINARY + cv2.THRESH_OTSU)
-    paper = float(np.percentile(gray, 90))
+    paper = percentile_u8(gray, 90)
     threshold = min(threshold, paper - min_contrast)
-    return np.where(gray < threshold, 255, 0).astype(np.uint8)
+    return np.where(gray < threshold, np.uint8(255), np.uint8(0))
 
 
 def binarize(page: Page) -> Page:
@@ -132,7 +150,7 @@ def deskew(page: Page, max_degrees: float) -> Page:
     angle = estimate_skew(page.ink, max_degrees)
     if abs(angle) < 0.2:
         return page.with_image(page.image, page.ink, {"step": "deskew", "angle": 0.0})
-    paper = int(np.percentile(page.image, 90))
+    paper = int(percentile_u8(page.image, 90))
     image = rotate(page.image, angle, paper)
     ink = rotate(page.ink, angle, 0, cv2.INTER_NEAREST)
     matrix, _ = rotation_matrix(page.image.shape[:2], angle)

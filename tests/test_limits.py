@@ -96,3 +96,21 @@ def test_input_names_never_reach_a_shell(tmp_path, monkeypatch):
     assert result.exit_code == 0, result.output
     assert sorted(p.name for p in tmp_path.iterdir()) == ["in"]  # no pwned* file anywhere
     assert (folder / "-leading-dash; touch pwned4.txt").exists()
+
+
+def test_one_malloc_arena_unless_the_user_set_one(monkeypatch):
+    import platform
+
+    from ocrcli import runtime
+
+    calls = []
+    monkeypatch.setattr(runtime, "one_malloc_arena", lambda: calls.append(1) or True)
+    monkeypatch.setenv("MALLOC_ARENA_MAX", "4")
+    runtime.limit_memory()
+    assert calls == []  # the user's setting stands
+    monkeypatch.delenv("MALLOC_ARENA_MAX")
+    runtime.limit_memory()
+    assert calls == [1]
+    monkeypatch.undo()
+    if platform.libc_ver()[0] == "glibc":
+        assert runtime.one_malloc_arena() is True  # mallopt accepted M_ARENA_MAX

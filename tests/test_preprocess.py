@@ -1,9 +1,11 @@
+import cv2
 import numpy as np
 
 from conftest import render_page
 from ocrcli.config import PreprocessConfig
 from ocrcli.documents import BBox, Page
-from ocrcli.preprocess import binarize, deskew, denoise, estimate_skew, flatten_illumination, preprocess, rotate, text_height, upscale
+from ocrcli.preprocess import (BAND_ROWS, binarize, deskew, denoise, estimate_skew, flatten_illumination, percentile_u8, preprocess,
+                               rotate, text_height, upscale)
 
 
 def _page(image):
@@ -22,6 +24,26 @@ def test_binarize_flattens_a_shadow():
     truth = (np.asarray(render_page()) < 128).mean()
     assert 0.5 * truth < ink_share < 2.0 * truth
     assert result.steps[-1]["step"] == "binarize"
+
+
+def test_banded_flattening_and_histogram_percentile_match_whole_image_numpy():
+    rng = np.random.default_rng(3)
+    page = np.vstack([render_page(), render_page()])
+    gray = np.clip(page.astype(np.float32) * np.linspace(1.0, 0.5, page.shape[0])[:, None] + rng.normal(0, 4, page.shape), 0, 255).astype(np.uint8)
+    assert gray.shape[0] > 2 * BAND_ROWS and gray.shape[0] % BAND_ROWS  # several bands and a partial last one
+    flat = flatten_illumination(gray)
+    # The same background, divided in one float32 piece:
+    h, w = gray.shape
+    scale = min(h, w) // 300
+    small = cv2.resize(gray, (w // scale, h // scale), interpolation=cv2.INTER_AREA)
+    k = max(3, (min(small.shape) // 40) | 1)
+    background = cv2.medianBlur(cv2.dilate(small, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (k, k))), min(k * 2 + 1, 31))
+    background = cv2.resize(background, (w, h), interpolation=cv2.INTER_LINEAR)
+    whole = np.clip(gray.astype(np.float32) * (255.0 / np.maximum(background.astype(np.float32), 1.0)), 0, 255).astype(np.uint8)
+    assert flat.dtype == np.uint8 and np.array_equal(flat, whole)
+    for image in (gray, gray[:1, :1], gray[:3, :5], np.full((4, 4), 7, np.uint8)):
+        for q in (0, 5, 50, 90, 99.9, 100):
+            assert percentile_u8(image, q) == np.percentile(image, q)
 
 
 def test_blank_page_has_no_ink():
