@@ -11,6 +11,7 @@ class PreprocessConfig:
     """Which preprocessing stages run. Each can be switched off from the CLI."""
 
     exif_orientation: bool = True
+    orient: bool = True  # pages turned by 90, 180 or 270 degrees are turned upright
     upscale: bool = True
     deskew: bool = True
     binarize: bool = True

@@ -19,7 +19,7 @@ from ocrcli.errors import InputError, OcrError, OutputError
 from ocrcli.inputs import InputFile
 from ocrcli.output import WRITERS, RunInfo, write_output
 from ocrcli.pages import iter_pages
-from ocrcli.preprocess import preprocess
+from ocrcli.preprocess import is_quarter_turned, preprocess, turn
 from ocrcli.recognition.decode import split_words
 from ocrcli.segment import find_lines, line_crops
 
@@ -186,6 +186,10 @@ def recognize_page(page: Page, cfg: RunConfig, recognizer, saver: StageSaver | N
         saver.stage(page.number, 0, "input", page)  # as decoded: EXIF-oriented grayscale
     prepared, found, crops = segmented if segmented is not None else segment_page(page, cfg, on_stage)
     texts = recognizer.recognize([c.image for c in crops])
+    if cfg.preprocess.orient:
+        prepared, found, crops, texts = _upright(page, cfg, recognizer, (prepared, found, crops, texts))
+        if on_stage and any(step.get("step") == "orient" for step in prepared.steps):
+            on_stage("orient", prepared)
     results = []
     for line, crop, text in zip(found, crops, texts):
         if not text.text.strip() or (not cfg.keep_fragments and is_fragment(text.text, text.confidence)):
@@ -195,6 +199,40 @@ def recognize_page(page: Page, cfg: RunConfig, recognizer, saver: StageSaver | N
     if saver:
         saver.lines(page.number, prepared, [ln.bbox for ln in found])
     return PageResult(page.number, width, height, results, prepared.steps, _keep_image(page, cfg))
+
+
+# Which way up: the recognizer reads the longest lines of a page a second time, turned by half a
+# turn, and the page is turned when that reading is more confident. On the 89 validation pages
+# (beam decoding) the mean confidence of the turned lines was at least 0.063 below that of the lines
+# as cut on every upright page, and at least 0.036 above it on every page upside down. A page whose
+# ink suggests sideways lines is also read turned a quarter, and the more confident reading wins.
+ORIENT_LINES = 8
+ORIENT_MARGIN = 0.01
+
+
+def _way_up(crops: list, texts: list, recognizer) -> tuple[float, float]:
+    """Mean confidence of the page's longest lines as cut and turned by 180 degrees."""
+    sample = sorted(range(len(crops)), key=lambda i: -crops[i].image.shape[1])[:ORIENT_LINES]
+    if not sample:
+        return 0.0, 0.0
+    turned = recognizer.recognize([np.ascontiguousarray(crops[i].image[::-1, ::-1]) for i in sample])
+    return float(np.mean([texts[i].confidence for i in sample])), float(np.mean([t.confidence for t in turned]))
+
+
+def _upright(page: Page, cfg: RunConfig, recognizer, read: tuple) -> tuple:
+    """(prepared page, lines, crops, texts) of the page read the right way up (``read``: as given)."""
+    readings = [(read, _way_up(read[2], read[3], recognizer))]
+    if read[0].ink is not None and is_quarter_turned(read[0].ink, cfg.preprocess.max_deskew_degrees):
+        prepared, found, crops = segment_page(turn(page, 1), cfg)
+        sideways = (prepared, found, crops, recognizer.recognize([c.image for c in crops]))
+        readings.append((sideways, _way_up(crops, sideways[3], recognizer)))
+    (prepared, found, crops, texts), (as_cut, turned) = max(readings, key=lambda r: max(r[1]))
+    if turned > as_cut + ORIENT_MARGIN:
+        prepared = turn(prepared, 2)
+        found = find_lines(prepared)
+        crops = line_crops(prepared, found)
+        texts = recognizer.recognize([c.image for c in crops])
+    return prepared, found, crops, texts
 
 
 def _keep_image(page: Page, cfg: RunConfig) -> bytes | None:

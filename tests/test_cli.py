@@ -4,6 +4,7 @@ import json
 import subprocess
 import sys
 
+import cv2
 import numpy as np
 import pytest
 from PIL import Image
@@ -12,6 +13,7 @@ from typer.testing import CliRunner
 from conftest import MODEL, ROOT, has_poppler, render_page
 from ocrcli.cli import app
 from ocrcli.errors import ExitCode
+from ocrcli.metrics import edit_distance
 
 runner = CliRunner()
 pytestmark = pytest.mark.skipif(not MODEL.is_file(), reason=f"shipped model {MODEL} is missing")
@@ -220,3 +222,21 @@ def test_eval_pages_reports_line_finding_and_page_cer(tmp_path):
     cells = [c.strip() for c in row.strip("│| ").split("│")]
     assert cells[1:6] == ["1", "2", "2", "100.0%", "100.0%"]  # both lines found, nothing else
     assert cells[-2].endswith("%") and float(cells[-2][:-1]) > 30  # the peer's page CER (half the text is missing)
+
+
+def test_pages_scanned_sideways_or_upside_down_read_as_upright(tmp_path, page_png):
+    def read(path, *extra):
+        result = ocr("recognize", path, "--stdout", "--device", "cpu", "--decoder", "greedy", "-q", *extra)
+        assert result.exit_code == 0, result.output
+        return result.stdout
+
+    upright = read(page_png)
+    assert len(upright) > 100
+    image = np.asarray(Image.open(page_png))
+    for degrees, code in ((90, cv2.ROTATE_90_CLOCKWISE), (180, cv2.ROTATE_180), (270, cv2.ROTATE_90_COUNTERCLOCKWISE)):
+        path = tmp_path / f"turned{degrees}.png"
+        Image.fromarray(cv2.rotate(image, code)).save(path)
+        text = read(path)
+        assert edit_distance(text, upright) <= 0.03 * len(upright), (degrees, text)
+        if degrees == 180:  # the half-turn check is what makes it readable
+            assert edit_distance(read(path, "--no-orient"), upright) > 0.3 * len(upright)

@@ -4,8 +4,8 @@ import numpy as np
 from conftest import render_page
 from ocrcli.config import PreprocessConfig
 from ocrcli.documents import BBox, Page
-from ocrcli.preprocess import (BAND_ROWS, binarize, deskew, denoise, estimate_skew, flatten_illumination, percentile_u8, preprocess,
-                               rotate, text_height, upscale)
+from ocrcli.preprocess import (BAND_ROWS, binarize, deskew, denoise, estimate_skew, flatten_illumination, is_quarter_turned,
+                               percentile_u8, preprocess, rotate, text_height, turn, upscale)
 
 
 def _page(image):
@@ -97,3 +97,30 @@ def test_text_height_and_skew_of_empty_mask():
     empty = np.zeros((100, 100), np.uint8)
     assert text_height(empty) is None
     assert estimate_skew(empty, 15) == 0.0
+
+
+def test_pages_scanned_sideways_are_told_by_their_ink():
+    page = render_page()
+    assert not is_quarter_turned(binarize(_page(page)).ink)
+    for code in (cv2.ROTATE_90_CLOCKWISE, cv2.ROTATE_90_COUNTERCLOCKWISE):
+        sideways = binarize(_page(cv2.rotate(page, code)))
+        assert is_quarter_turned(sideways.ink)
+        turned = turn(sideways, 1)
+        assert turned.steps[-1] == {"step": "orient", "turned": 90} and turned.image.shape == page.shape
+        assert not is_quarter_turned(turned.ink)  # its lines run across now (upright or upside down)
+    ruled = render_page(ruled=True)  # long rules must not count as lines of their own
+    assert not is_quarter_turned(binarize(_page(ruled)).ink)
+    assert is_quarter_turned(binarize(_page(cv2.rotate(ruled, cv2.ROTATE_90_CLOCKWISE))).ink)
+
+
+def test_turned_page_boxes_map_back_to_the_same_input_pixels():
+    page = binarize(_page(render_page()))
+    codes = {1: cv2.ROTATE_90_CLOCKWISE, 2: cv2.ROTATE_180, 3: cv2.ROTATE_90_COUNTERCLOCKWISE}
+    for quarters, code in codes.items():
+        turned = turn(page, quarters)
+        assert turned.steps[-1] == {"step": "orient", "turned": 90 * quarters}
+        box = BBox(37, 51, 190, 94)
+        source, _ = turned.to_source(box)
+        cut = page.image[source.y0:source.y1, source.x0:source.x1]
+        assert np.array_equal(cv2.rotate(cut, code), turned.image[box.y0:box.y1, box.x0:box.x1])
+    assert turn(page, 4) is page
