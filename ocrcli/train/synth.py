@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import random
+from datetime import datetime
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -32,6 +33,9 @@ def load_fonts(font_dir: Path) -> list[FontEntry]:
     return entries
 
 
+SPAN = (datetime(1900, 1, 1), datetime(2030, 12, 31))  # dates and times of the generated lines
+
+
 class TextSource:
     """Realistic English line texts: sentences, names, addresses, dates, times, phones, amounts, lists."""
 
@@ -54,10 +58,13 @@ class TextSource:
         elif kind < 0.60:
             text = f.address().replace("\n", ", ")
         elif kind < 0.68:
+            # Moments from a fixed span: Faker's date() and time() draw up to the present moment,
+            # so the same seed gave different texts on different days.
+            moment = f.date_time_between(start_date=SPAN[0], end_date=SPAN[1])
             text = r.choice([
-                f.date(pattern=r.choice(["%d/%m/%Y", "%m/%d/%y", "%B %d, %Y", "%d %b %Y", "%A %d %B"])),
-                f.time(pattern=r.choice(["%H:%M", "%I:%M %p", "%H.%M"])),
-                f"{f.day_of_week()} {f.time(pattern='%H:%M')}",
+                moment.strftime(r.choice(["%d/%m/%Y", "%m/%d/%y", "%B %d, %Y", "%d %b %Y", "%A %d %B"])),
+                moment.strftime(r.choice(["%H:%M", "%I:%M %p", "%H.%M"])),
+                f"{f.day_of_week()} {moment.strftime('%H:%M')}",
             ]) + r.choice(["", " " + self.words.sentence(nb_words=r.randint(2, 5)).rstrip(".")])
         elif kind < 0.76:
             amount = f"{r.choice(['$', '£', '€', ''])}{r.randint(0, 9999)}.{r.randint(0, 99):02d}"
