@@ -205,28 +205,33 @@ def recognize_page(page: Page, cfg: RunConfig, recognizer, saver: StageSaver | N
 # turn, and the page is turned when that reading is more confident. On the 89 validation pages
 # (beam decoding) the mean confidence of the turned lines was at least 0.063 below that of the lines
 # as cut on every upright page, and at least 0.036 above it on every page upside down. A page whose
-# ink suggests sideways lines is also read turned a quarter, and the more confident reading wins.
+# ink suggests sideways lines is also read turned a quarter, and the reading with more confidently
+# read characters wins (mean confidence alone is not enough there: a sideways page cut into a few
+# strips can read as confidently as short garbage).
 ORIENT_LINES = 8
 ORIENT_MARGIN = 0.01
 
 
-def _way_up(crops: list, texts: list, recognizer) -> tuple[float, float]:
-    """Mean confidence of the page's longest lines as cut and turned by 180 degrees."""
+def _way_up(crops: list, texts: list, recognizer) -> tuple[tuple[float, float], float]:
+    """((mean confidence of the page's longest lines as cut, the same turned by 180 degrees),
+    the larger of the two readings' confidently read characters: confidence x length, summed)."""
     sample = sorted(range(len(crops)), key=lambda i: -crops[i].image.shape[1])[:ORIENT_LINES]
     if not sample:
-        return 0.0, 0.0
+        return (0.0, 0.0), 0.0
+    as_cut = [texts[i] for i in sample]
     turned = recognizer.recognize([np.ascontiguousarray(crops[i].image[::-1, ::-1]) for i in sample])
-    return float(np.mean([texts[i].confidence for i in sample])), float(np.mean([t.confidence for t in turned]))
+    means = tuple(float(np.mean([t.confidence for t in read])) for read in (as_cut, turned))
+    return means, max(sum(t.confidence * len(t.text) for t in read) for read in (as_cut, turned))
 
 
 def _upright(page: Page, cfg: RunConfig, recognizer, read: tuple) -> tuple:
     """(prepared page, lines, crops, texts) of the page read the right way up (``read``: as given)."""
-    readings = [(read, _way_up(read[2], read[3], recognizer))]
+    readings = [(read, *_way_up(read[2], read[3], recognizer))]
     if read[0].ink is not None and is_quarter_turned(read[0].ink, cfg.preprocess.max_deskew_degrees):
         prepared, found, crops = segment_page(turn(page, 1), cfg)
         sideways = (prepared, found, crops, recognizer.recognize([c.image for c in crops]))
-        readings.append((sideways, _way_up(crops, sideways[3], recognizer)))
-    (prepared, found, crops, texts), (as_cut, turned) = max(readings, key=lambda r: max(r[1]))
+        readings.append((sideways, *_way_up(crops, sideways[3], recognizer)))
+    (prepared, found, crops, texts), (as_cut, turned), _ = max(readings, key=lambda r: r[2])
     if turned > as_cut + ORIENT_MARGIN:
         prepared = turn(prepared, 2)
         found = find_lines(prepared)
