@@ -3,7 +3,8 @@
 Method: remove ruled lines and borders from the ink mask, smear the ink horizontally so the words
 of a line join into one blob, split blobs that span several lines at the valleys of their row
 profile, merge pieces of the same line, and order lines top to bottom, column by column where long
-vertical rules divide the page.
+vertical rules divide the page. Each line's crop is cut between seams, the least-inked paths
+between its body and its neighbours' bodies.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ import cv2
 import numpy as np
 
 from ocrcli.documents import BBox, Line, Page
-from ocrcli.preprocess import text_height
+from ocrcli.preprocess import percentile_u8, text_height
 
 
 @dataclass(frozen=True)
@@ -274,11 +275,72 @@ class LineCrop:
     box: BBox
 
 
-def line_crops(page: Page, lines: list[Line], cfg: SegmentConfig = SegmentConfig()) -> list[LineCrop]:
-    """Grayscale crops of each line, with strokes that belong to neighbouring lines painted over.
+def _body_row(ink: np.ndarray, b: BBox, letter: float) -> int:
+    """The row of a line's body: the peak of its row profile summed over half a letter."""
+    profile = (ink[b.y0:b.y1, b.x0:b.x1] > 0).sum(axis=1).astype(np.float64)
+    if not profile.any():
+        return (b.y0 + b.y1) // 2
+    win = max(3, int(letter / 2) | 1)
+    return b.y0 + int(np.argmax(np.convolve(profile, np.ones(win), mode="same")))
 
-    Training lines were cut along their polygons with the outside painted paper-coloured; painting
-    out the other lines' ascenders and descenders gives the recognizer the same kind of crop.
+
+def _seam(energy: np.ndarray, step: int) -> np.ndarray:
+    """The row, at every column of ``energy``, of its least-costly left-to-right path that moves
+    at most one row every ``step`` columns (ties go to the middle row)."""
+    h, w = energy.shape
+    starts = list(range(0, w, step))
+    cost = np.add.reduceat(energy, starts, axis=1) + 1e-3 * np.abs(np.arange(h) - h // 2)[:, None]
+    total = cost[:, 0].copy()
+    moves = np.zeros(cost.shape, np.int8)
+    for k in range(1, cost.shape[1]):
+        options = np.vstack([np.r_[np.inf, total[:-1]], total, np.r_[total[1:], np.inf]])
+        best = np.argmin(options, axis=0)
+        total = options[best, np.arange(h)] + cost[:, k]
+        moves[:, k] = best - 1
+    rows = np.empty(cost.shape[1], np.int64)
+    rows[-1] = int(np.argmin(total))
+    for k in range(cost.shape[1] - 1, 0, -1):
+        rows[k - 1] = rows[k] + moves[rows[k], k]
+    return np.repeat(rows, step)[:w]
+
+
+def separating_seams(ink: np.ndarray, lines: list[Line], letter: float) -> list[tuple[int, int, int, np.ndarray]]:
+    """Seams between lines and the lines right below them, as (upper line, lower line, first
+    column, row at each column). A seam is the least-inked path between the two lines' bodies
+    (ink smeared along the row over a letter's width, kept a third of a letter off each body),
+    so touching ascenders and descenders are parted where they cross least ink."""
+    boxes = np.array([ln.bbox.to_list() for ln in lines], np.int64).reshape(-1, 4)
+    body = np.array([_body_row(ink, ln.bbox, letter) for ln in lines], np.int64)
+    margin = max(1, int(letter / 3))
+    energy = None
+    seams = []
+    for i, (ax0, _, ax1, ay1) in enumerate(boxes):
+        x0 = np.maximum(boxes[:, 0], ax0)
+        x1 = np.minimum(boxes[:, 2], ax1)
+        below = (body > body[i]) & (x1 - x0 >= 2) & (boxes[:, 1] <= ay1 + letter)
+        for j in np.nonzero(below)[0]:
+            # Only the next line down at these columns: no other line's body between the two.
+            span = x1[j] - x0[j]
+            between = below & (body < body[j]) & (np.minimum(boxes[:, 2], x1[j]) - np.maximum(boxes[:, 0], x0[j]) > span / 2)
+            if between.any():
+                continue
+            lo, hi = body[i] + margin, body[j] - margin
+            if hi - lo < 2:
+                lo, hi = body[i] + 1, max(body[i] + 2, body[j])
+            if energy is None:
+                energy = cv2.blur(ink, (max(3, int(letter) | 1), 1)).astype(np.float32)
+            rows = _seam(energy[lo:hi, x0[j]:x1[j]], max(1, int(letter / 4)))
+            seams.append((i, int(j), int(x0[j]), lo + rows))
+    return seams
+
+
+def line_crops(page: Page, lines: list[Line], cfg: SegmentConfig = SegmentConfig()) -> list[LineCrop]:
+    """Grayscale crops of each line, cut between the seams that part it from the lines above and
+    below, everything outside them painted paper-coloured.
+
+    Training lines were cut along their annotated polygons with the outside painted the paper's
+    colour; cutting along seams gives the recognizer the same kind of crop, even where a
+    descender touches the next line's ascender (one ink component that belongs to two lines).
     """
     if not lines:
         return []
@@ -287,43 +349,42 @@ def line_crops(page: Page, lines: list[Line], cfg: SegmentConfig = SegmentConfig
     letter = letter or max(8.0, float(np.median([ln.bbox.height for ln in lines])) / 2)
     pad = int(cfg.pad * letter) + 1
     h, w = image.shape
-    if ink is None:
-        boxes = [BBox(max(0, b.x0 - pad), max(0, b.y0 - pad), min(w, b.x1 + pad), min(h, b.y1 + pad)) for b in (ln.bbox for ln in lines)]
-        return [LineCrop(image[b.y0:b.y1, b.x0:b.x1].copy(), b) for b in boxes]
-    n, labels, stats, centroids = cv2.connectedComponentsWithStats(ink, connectivity=8)
-    # Owner line of every ink component: the line whose box holds its centroid, else the nearest
-    # band (within a letter height) among lines that overlap it horizontally.
-    boxes = np.array([ln.bbox.to_list() for ln in lines], np.float64)
-    cx, cy = centroids[:, :1], centroids[:, 1:]
-    in_x = (boxes[:, 0] - pad <= cx) & (cx < boxes[:, 2] + pad)
-    inside_y = (boxes[:, 1] <= cy) & (cy < boxes[:, 3])
-    dist = np.where(inside_y, 0.0, np.minimum(np.abs(cy - boxes[:, 1]), np.abs(cy - boxes[:, 3])))
-    dist[~in_x] = np.inf
-    owner = np.argmin(dist, axis=1).astype(np.int32)
-    owner[dist[np.arange(n), owner] > letter] = -1
-    owner[0] = -1  # background
-    crops = []
-    for i, ln in enumerate(lines):
+    reach = int(letter)
+    # Per line and column of its crop: the seam above (-1: none) and below (h + 1: none).
+    tops = [np.full(ln.bbox.x1 - ln.bbox.x0 + 2 * pad, -1, np.int64) for ln in lines]
+    bottoms = [np.full(ln.bbox.x1 - ln.bbox.x0 + 2 * pad, h + 1, np.int64) for ln in lines]
+    for i, j, sx, rows in separating_seams(ink, lines, letter) if ink is not None else []:
+        for k, limits, pick in ((i, bottoms, np.minimum), (j, tops, np.maximum)):
+            b = lines[k].bbox
+            a0, a1 = max(sx, b.x0 - pad), min(sx + len(rows), b.x1 + pad)
+            if a1 > a0:
+                part = limits[k][a0 - b.x0 + pad:a1 - b.x0 + pad]
+                part[:] = pick(part, rows[a0 - sx:a1 - sx])
+    for ln, top, bottom in zip(lines, tops, bottoms):
+        # A seam lets the crop reach past the box (own strokes the box missed) by up to a letter.
         b = ln.bbox
-        # Grow the box to the full extent of the components it owns (ascenders, descenders).
-        mine = np.nonzero(owner == i)[0]
-        y0, y1 = b.y0, b.y1
-        if len(mine):
-            y0 = max(0, min(y0, int(stats[mine, cv2.CC_STAT_TOP].min())), b.y0 - int(letter))
-            y1 = min(h, max(y1, int((stats[mine, cv2.CC_STAT_TOP] + stats[mine, cv2.CC_STAT_HEIGHT]).max())), b.y1 + int(letter))
-            # Then keep the rows that hold all but the outermost ink_trim of the line's own ink: a
-            # box swollen by a stray mark keeps the text tall in the recognizer's fixed height.
-            rows = np.isin(labels[y0:y1, b.x0:b.x1], mine).sum(axis=1).astype(np.float64)
+        top[:] = np.where(top < 0, b.y0 - pad, np.maximum(top, b.y0 - reach))
+        bottom[:] = np.where(bottom > h, b.y1 + pad, np.minimum(bottom, b.y1 + reach))
+    paper = percentile_u8(image, 90)
+    crops = []
+    for ln, top, bottom in zip(lines, tops, bottoms):
+        b = ln.bbox
+        x0, x1 = max(0, b.x0 - pad), min(w, b.x1 + pad)
+        top, bottom = top[x0 - b.x0 + pad:x1 - b.x0 + pad], bottom[x0 - b.x0 + pad:x1 - b.x0 + pad]
+        y0, y1 = max(0, int(top.min())), min(h, int(bottom.max()))
+        if y1 <= y0:
+            y0, y1 = max(0, b.y0 - pad), min(h, b.y1 + pad)
+        inside = (np.arange(y0, y1)[:, None] >= top) & (np.arange(y0, y1)[:, None] < bottom)
+        if ink is not None:
+            # Keep the rows that hold all but the outermost ink_trim of the ink between the seams:
+            # a stray mark keeps the text tall in the recognizer's fixed height otherwise.
+            rows = ((ink[y0:y1, x0:x1] > 0) & inside).sum(axis=1).astype(np.float64)
             if rows.sum() > 0:
                 share = np.cumsum(rows) / rows.sum()
-                top, bottom = int(np.searchsorted(share, cfg.ink_trim)), int(np.searchsorted(share, 1 - cfg.ink_trim))
-                y0, y1 = y0 + top, y0 + bottom + 1
-        y0, y1 = max(0, y0 - pad), min(h, y1 + pad)
-        x0, x1 = max(0, b.x0 - pad), min(w, b.x1 + pad)
+                first, last = int(np.searchsorted(share, cfg.ink_trim)), int(np.searchsorted(share, 1 - cfg.ink_trim))
+                lo, hi = max(0, first - pad), min(y1 - y0, last + 1 + pad)
+                y0, y1, inside = y0 + lo, y0 + hi, inside[lo:hi]
         crop = image[y0:y1, x0:x1].copy()
-        sub = labels[y0:y1, x0:x1]
-        others = (sub > 0) & (owner[sub] != i)
-        if others.any():
-            crop[others] = int(np.percentile(crop, 90))
+        crop[~inside] = paper
         crops.append(LineCrop(crop, BBox(x0, y0, x1, y1)))
     return crops

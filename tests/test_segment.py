@@ -157,3 +157,29 @@ def test_a_stray_mark_near_a_line_does_not_stretch_its_crop():
     marked = line_crops(page, lines)[1]
     assert marked.box.y0 > lines[1].bbox.y0 - 14
     assert abs(marked.box.height - plain.box.height) <= 3
+
+
+def test_lines_joined_by_a_stroke_are_parted_along_a_seam():
+    """A long descender running into the next line makes one ink component of two lines: each
+    crop keeps its own line and paints over the part of the stroke past the seam between them,
+    the way the training lines were cut along their polygons."""
+    import cv2
+
+    image = render_page(spacing=1.6).copy()
+    page, lines = _lines(image, deskew=False)
+    upper, lower = lines[1].bbox, lines[2].bbox
+    x = (max(upper.x0, lower.x0) + min(upper.x1, lower.x1)) // 2
+    upper_mid, lower_mid = (upper.y0 + upper.y1) // 2, (lower.y0 + lower.y1) // 2
+    cv2.line(image, (x, upper_mid), (x, lower_mid), 25, 4)
+    page, lines = _lines(image, deskew=False)
+    assert len(lines) == len(LINES)
+    crops = line_crops(page, lines)
+    top_crop, bottom_crop = crops[1], crops[2]
+    # No ink of the upper crop at the lower line's middle row and below, and the other way round.
+    rows_below = top_crop.image[max(0, lower_mid - top_crop.box.y0):]
+    rows_above = bottom_crop.image[:max(0, upper_mid - bottom_crop.box.y0 + 1)]
+    assert rows_below.size == 0 or rows_below.min() > 150
+    assert rows_above.size == 0 or rows_above.min() > 150
+    # Each crop still holds its own line's text and the stroke's part on its own side.
+    assert top_crop.image[:, x - top_crop.box.x0 - 1:x - top_crop.box.x0 + 2].min() < 100
+    assert bottom_crop.image[:, x - bottom_crop.box.x0 - 1:x - bottom_crop.box.x0 + 2].min() < 100
