@@ -36,6 +36,9 @@ class SegmentConfig:
     min_peak: float = 0.3  # a line body's peak in the row profile, as a share of the blob's highest
     max_valley: float = 0.5  # the valley between two bodies, as a share of the lower peak
     column_rule: float = 0.5  # vertical rules along this share of the text's height divide it into columns
+    # Ink running on down the page for this many pitches (its gaps under half a letter closed) is
+    # not part of horizontal lines: page edges too ragged for the rule finder, text written up the margin.
+    vertical_run: float = 2.0
 
 
 def vertical_rules(ink: np.ndarray, letter: float) -> np.ndarray:
@@ -51,6 +54,18 @@ def remove_rules(ink: np.ndarray, letter: float, vertical: np.ndarray | None = N
     vertical = vertical_rules(ink, letter) if vertical is None else vertical
     rules = cv2.dilate(cv2.bitwise_or(horizontal, vertical), np.ones((3, 3), np.uint8))
     return cv2.bitwise_and(ink, cv2.bitwise_not(rules))
+
+
+def vertical_runs(clean: np.ndarray, letter: float, length: float) -> np.ndarray:
+    """Ink of long vertical runs: the columns where the ink, gaps under half a letter closed, runs on
+    for ``length`` pixels, where they are at least 30% of a letter-wide window, and the ink within a
+    letter of them. Ragged page edges and scanner borders (which the straight-rule finder misses)
+    and notes written up the margin; a single long descender or bracket is too thin to count."""
+    closed = cv2.morphologyEx(clean, cv2.MORPH_CLOSE, cv2.getStructuringElement(cv2.MORPH_RECT, (1, max(3, int(letter / 2)))))
+    runs = cv2.morphologyEx(closed, cv2.MORPH_OPEN, cv2.getStructuringElement(cv2.MORPH_RECT, (1, max(3, int(length)))))
+    k = max(3, int(letter) | 1)
+    dense = (cv2.blur((runs > 0).astype(np.float32), (k, 1)) > 0.3).astype(np.uint8) * 255
+    return cv2.bitwise_and(clean, cv2.dilate(dense, cv2.getStructuringElement(cv2.MORPH_RECT, (k, k))))
 
 
 def remove_border_blobs(ink: np.ndarray) -> np.ndarray:
@@ -161,6 +176,8 @@ def find_lines(page: Page, cfg: SegmentConfig = SegmentConfig()) -> list[Line]:
     rules = vertical_rules(unbordered, letter)
     clean = remove_rules(unbordered, letter, rules)
     pitch = line_pitch(clean, letter)
+    if cfg.vertical_run:
+        clean = cv2.bitwise_and(clean, cv2.bitwise_not(vertical_runs(clean, letter, cfg.vertical_run * pitch)))
     smear_w = max(3, int(cfg.smear * pitch) | 1)
     smeared = cv2.dilate(clean, cv2.getStructuringElement(cv2.MORPH_RECT, (smear_w, 1)))
     # Table rules and margins are walls: the cells of a table row are separate lines.

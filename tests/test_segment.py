@@ -183,3 +183,23 @@ def test_lines_joined_by_a_stroke_are_parted_along_a_seam():
     # Each crop still holds its own line's text and the stroke's part on its own side.
     assert top_crop.image[:, x - top_crop.box.x0 - 1:x - top_crop.box.x0 + 2].min() < 100
     assert bottom_crop.image[:, x - bottom_crop.box.x0 - 1:x - bottom_crop.box.x0 + 2].min() < 100
+
+
+def test_a_broken_page_edge_touching_the_lines_is_not_text():
+    """The dark edge of a page scanned on a darker ground, broken by short gaps (so no straight rule
+    runs long enough to match it) and touching the ends of the lines: the lines are found one by
+    one and end before it."""
+    import cv2
+
+    from ocrcli.segment import SegmentConfig
+
+    image = render_page(width=1000).copy()
+    page, lines = _lines(image, deskew=False)
+    edge = max(ln.bbox.x1 for ln in lines) + 6
+    for y in range(20, image.shape[0] - 40, 30):  # 22 px of edge, 8 px gap, not touching the image edges
+        cv2.rectangle(image, (edge, y), (edge + 12, y + 22), 30, -1)
+    page, lines = _lines(image, deskew=False)
+    assert len(lines) == len(LINES)
+    assert all(ln.bbox.x1 < edge and ln.bbox.height < 90 for ln in lines)
+    unfiltered = find_lines(page, SegmentConfig(vertical_run=0))
+    assert not all(ln.bbox.x1 < edge and ln.bbox.height < 90 for ln in unfiltered)
