@@ -21,7 +21,7 @@ from ocrcli.preprocess import percentile_u8, text_height
 @dataclass(frozen=True)
 class SegmentConfig:
     # Sizes are in line pitches (the distance between baselines), the most robust scale on a page.
-    smear: float = 0.6  # horizontal smear: joins the words of a line
+    smear: float = 0.8  # horizontal smear: joins the words of a line
     merge_gap: float = 1.5  # pieces of one band closer than this are one line
     min_width: float = 0.3  # narrower lines are dropped as specks
     min_height: float = 0.12  # flatter blobs are dropped (stray strokes, rule remnants)
