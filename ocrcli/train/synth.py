@@ -58,13 +58,13 @@ class TextSource:
         elif kind < 0.60:
             text = f.address().replace("\n", ", ")
         elif kind < 0.68:
-            # Moments from a fixed span: Faker's date() and time() draw up to the present moment,
-            # so the same seed gave different texts on different days.
+            # Moments from a fixed span: Faker's date(), time() and day_of_week() draw up to the
+            # present moment, so the same seed gave different texts on different days.
             moment = f.date_time_between(start_date=SPAN[0], end_date=SPAN[1])
             text = r.choice([
                 moment.strftime(r.choice(["%d/%m/%Y", "%m/%d/%y", "%B %d, %Y", "%d %b %Y", "%A %d %B"])),
                 moment.strftime(r.choice(["%H:%M", "%I:%M %p", "%H.%M"])),
-                f"{f.day_of_week()} {moment.strftime('%H:%M')}",
+                moment.strftime("%A %H:%M"),
             ]) + r.choice(["", " " + self.words.sentence(nb_words=r.randint(2, 5)).rstrip(".")])
         elif kind < 0.76:
             amount = f"{r.choice(['$', '£', '€', ''])}{r.randint(0, 9999)}.{r.randint(0, 99):02d}"
