@@ -124,8 +124,13 @@ def _review(text, cfg: RunConfig) -> bool:
 def segment_page(page: Page, cfg: RunConfig, on_stage=None):
     """Preprocessing stages, then line finding: (prepared page, lines in reading order, their crops)."""
     prepared = preprocess(page, cfg.preprocess, on_stage)
+    return (prepared, *cut_lines(prepared))
+
+
+def cut_lines(prepared: Page) -> tuple[list, list]:
+    """The lines of a preprocessed page in reading order, and their crops."""
     found = find_lines(prepared)
-    return prepared, found, line_crops(prepared, found)
+    return found, line_crops(prepared, found)
 
 
 # Short lines read with low confidence are mostly not text: pieces of stamps, rules and the
@@ -234,8 +239,7 @@ def _upright(page: Page, cfg: RunConfig, recognizer, read: tuple) -> tuple:
     (prepared, found, crops, texts), (as_cut, turned), _ = max(readings, key=lambda r: r[2])
     if turned > as_cut + ORIENT_MARGIN:
         prepared = turn(prepared, 2)
-        found = find_lines(prepared)
-        crops = line_crops(prepared, found)
+        found, crops = cut_lines(prepared)
         texts = recognizer.recognize([c.image for c in crops])
     return prepared, found, crops, texts
 

@@ -377,15 +377,13 @@ def line_crops(page: Page, lines: list[Line], cfg: SegmentConfig = SegmentConfig
             if a1 > a0:
                 part = limits[k][a0 - b.x0 + pad:a1 - b.x0 + pad]
                 part[:] = pick(part, rows[a0 - sx:a1 - sx])
-    for ln, top, bottom in zip(lines, tops, bottoms):
-        # A seam lets the crop reach past the box (own strokes the box missed) by up to a letter.
-        b = ln.bbox
-        top[:] = np.where(top < 0, b.y0 - pad, np.maximum(top, b.y0 - reach))
-        bottom[:] = np.where(bottom > h, b.y1 + pad, np.minimum(bottom, b.y1 + reach))
     paper = percentile_u8(image, 90)
     crops = []
     for ln, top, bottom in zip(lines, tops, bottoms):
         b = ln.bbox
+        # A seam lets the crop reach past the box (own strokes the box missed) by up to a letter.
+        top = np.where(top < 0, b.y0 - pad, np.maximum(top, b.y0 - reach))
+        bottom = np.where(bottom > h, b.y1 + pad, np.minimum(bottom, b.y1 + reach))
         x0, x1 = max(0, b.x0 - pad), min(w, b.x1 + pad)
         top, bottom = top[x0 - b.x0 + pad:x1 - b.x0 + pad], bottom[x0 - b.x0 + pad:x1 - b.x0 + pad]
         y0, y1 = max(0, int(top.min())), min(h, int(bottom.max()))
