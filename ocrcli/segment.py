@@ -25,6 +25,11 @@ class SegmentConfig:
     merge_gap: float = 1.5  # pieces of one band closer than this are one line
     min_width: float = 0.3  # narrower lines are dropped as specks
     min_height: float = 0.12  # flatter blobs are dropped (stray strokes, rule remnants)
+    # After merging, lines flatter or narrower than these many letter heights are dropped: specks
+    # and smudges read as "1", "S" or '"' (page edges, register rules' remnants, stamp dots). In
+    # letters, not pitches: on double-spaced pages the pitch is twice a line's height.
+    line_min_height: float = 0.6
+    line_min_width: float = 1.5
     pad: float = 0.25  # crop margin around a line, in letter heights
     ink_trim: float = 0.01  # share of a line's ink, at each end of its rows, left out of its crop's height
     vertical_height: float = 2.5  # blobs this many pitches tall and ...
@@ -206,7 +211,8 @@ def find_lines(page: Page, cfg: SegmentConfig = SegmentConfig()) -> list[Line]:
         else:
             boxes.append([x, y, x + w, y + h])
     boxes = _merge_same_line(boxes, pitch * cfg.merge_gap, barrier)
-    boxes = [b for b in boxes if b[2] - b[0] >= cfg.min_width * pitch and b[3] - b[1] >= cfg.min_height * pitch]
+    boxes = [b for b in boxes if b[2] - b[0] >= max(cfg.min_width * pitch, cfg.line_min_width * letter)
+             and b[3] - b[1] >= max(cfg.min_height * pitch, cfg.line_min_height * letter)]
     return [Line(BBox(*b)) for b in _reading_order(boxes, column_rules(rules, boxes, cfg.column_rule))]
 
 
