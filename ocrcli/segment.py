@@ -27,7 +27,8 @@ class SegmentConfig:
     min_height: float = 0.12  # flatter blobs are dropped (stray strokes, rule remnants)
     # After merging, lines flatter or narrower than these many letter heights are dropped: specks
     # and smudges read as "1", "S" or '"' (page edges, register rules' remnants, stamp dots). In
-    # letters, not pitches: on double-spaced pages the pitch is twice a line's height.
+    # letters, not pitches: on double-spaced pages the pitch is twice a line's height. Widths are of
+    # the smeared boxes (a lone dot's box is the smear wide, 0.8 pitch, about 1.4 letters).
     line_min_height: float = 0.6
     line_min_width: float = 1.5
     pad: float = 0.25  # crop margin around a line, in letter heights
