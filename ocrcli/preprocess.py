@@ -70,10 +70,12 @@ def global_mask(page: Page) -> Page:
     return page.with_image(page.image, ink_mask(page.image), None)
 
 
-def text_height(ink: np.ndarray) -> float | None:
+def text_height(ink: np.ndarray, page: bool = True) -> float | None:
     """Typical letter height: the area-weighted median height of letter-sized ink components.
 
     Weighting by area keeps broken fragments of thin strokes from dragging the estimate down.
+    ``page``: components over a quarter of the image's height or a third of its width are not
+    letters (rules, borders); off for an image of one line, whose letters are that big.
     Returns None when there is no text.
     """
     n, _, stats, _ = cv2.connectedComponentsWithStats(ink, connectivity=8)
@@ -82,7 +84,9 @@ def text_height(ink: np.ndarray) -> float | None:
     heights = stats[1:, cv2.CC_STAT_HEIGHT]
     widths = stats[1:, cv2.CC_STAT_WIDTH]
     areas = stats[1:, cv2.CC_STAT_AREA]
-    keep = (areas >= 6) & (heights >= 3) & (heights < ink.shape[0] / 4) & (widths < ink.shape[1] / 3)
+    keep = (areas >= 6) & (heights >= 3)
+    if page:
+        keep &= (heights < ink.shape[0] / 4) & (widths < ink.shape[1] / 3)
     if keep.sum() < 3:
         return None
     heights, areas = heights[keep], areas[keep].astype(np.float64)

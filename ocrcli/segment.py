@@ -170,6 +170,18 @@ def _split_at_valleys(profile: np.ndarray, pitch: float, min_peak: float, max_va
     return [(a, b) for a, b in zip(edges, edges[1:]) if b - a > 2]
 
 
+def text_ink(ink: np.ndarray, letter: float, cfg: SegmentConfig = SegmentConfig()) -> tuple[np.ndarray, np.ndarray, float]:
+    """The ink that can be text: without scanner borders, straight rules and long vertical runs;
+    with the vertical rules (column dividers) and the line pitch."""
+    unbordered = remove_border_blobs(ink)
+    rules = vertical_rules(unbordered, letter)
+    clean = remove_rules(unbordered, letter, rules)
+    pitch = line_pitch(clean, letter)
+    if cfg.vertical_run:
+        clean = cv2.bitwise_and(clean, cv2.bitwise_not(vertical_runs(clean, letter, cfg.vertical_run * pitch)))
+    return clean, rules, pitch
+
+
 def find_lines(page: Page, cfg: SegmentConfig = SegmentConfig()) -> list[Line]:
     """Text lines of a page in reading order (boxes in the page's pixels)."""
     ink = page.ink
@@ -178,12 +190,7 @@ def find_lines(page: Page, cfg: SegmentConfig = SegmentConfig()) -> list[Line]:
     letter = text_height(ink)
     if letter is None:
         return []
-    unbordered = remove_border_blobs(ink)
-    rules = vertical_rules(unbordered, letter)
-    clean = remove_rules(unbordered, letter, rules)
-    pitch = line_pitch(clean, letter)
-    if cfg.vertical_run:
-        clean = cv2.bitwise_and(clean, cv2.bitwise_not(vertical_runs(clean, letter, cfg.vertical_run * pitch)))
+    clean, rules, pitch = text_ink(ink, letter, cfg)
     smear_w = max(3, int(cfg.smear * pitch) | 1)
     smeared = cv2.dilate(clean, cv2.getStructuringElement(cv2.MORPH_RECT, (smear_w, 1)))
     # Table rules and margins are walls: the cells of a table row are separate lines.

@@ -49,6 +49,7 @@ sys.path.insert(0, str(ROOT))
 from ocrcli import segment as S  # noqa: E402
 from ocrcli.config import RunConfig  # noqa: E402
 from ocrcli.documents import BBox, Line  # noqa: E402
+from ocrcli.evaluate import box_iou  # noqa: E402
 from ocrcli.pages import iter_pages  # noqa: E402
 from ocrcli.preprocess import ink_mask, preprocess, text_height  # noqa: E402
 from ocrcli.segment import remove_rules  # noqa: E402
@@ -67,22 +68,11 @@ def groups(tsv=DATA / "train.tsv"):
     return [v for v in g.values() if len(v) >= 3]
 
 _cache = {}
-def crop_letter(ink):
-    """text_height's measure (area-weighted median height of the ink components) without its
-    page-sized shape filter, which would drop a crop's letters (a crop is only 2-3 letters high)."""
-    n, _, stats, _ = cv2.connectedComponentsWithStats(ink, connectivity=8)
-    h, a = stats[1:, cv2.CC_STAT_HEIGHT], stats[1:, cv2.CC_STAT_AREA].astype(float)
-    keep = (a >= 6) & (h >= 3)
-    if keep.sum() < 3: return None
-    h, a = h[keep], a[keep]
-    o = np.argsort(h); c = np.cumsum(a[o])
-    return float(h[o][np.searchsorted(c, c[-1] / 2)])
-
 def raw_ink(path):
     gray = cv2.imread(str(path), cv2.IMREAD_GRAYSCALE)
     if gray is None: return None, None
     ink = ink_mask(gray)
-    th = crop_letter(ink)
+    th = text_height(ink, page=False)
     if th: ink = remove_rules(ink, th)
     return ink, th
 
@@ -236,12 +226,7 @@ def find_lines_learned(page, det, thr=0.85, up=0.6, down=0.6, merge_gap=1.5, min
     if ink is None or not ink.any(): return []
     letter = text_height(ink)
     if letter is None: return []
-    unbordered = S.remove_border_blobs(ink)
-    rules = S.vertical_rules(unbordered, letter)
-    clean = S.remove_rules(unbordered, letter, rules)
-    pitch = S.line_pitch(clean, letter)
-    if cfg.vertical_run:
-        clean = cv2.bitwise_and(clean, cv2.bitwise_not(S.vertical_runs(clean, letter, cfg.vertical_run * pitch)))
+    clean, rules, pitch = S.text_ink(ink, letter, cfg)
     p, s = body_map(clean, pitch / by_pitch if by_pitch else letter, load(det))
     mask = (p > thr).astype(np.uint8)
     if open_w:  # cut thin vertical bridges between bands
@@ -296,9 +281,6 @@ def area(a):
     return max(0, a[2] - a[0]) * max(0, a[3] - a[1])
 
 
-def iou(a, b):
-    i = inter(a, b)
-    return i / (area(a) + area(b) - i + 1e-9)
 
 
 def errors(det: str | None) -> None:
@@ -315,7 +297,7 @@ def errors(det: str | None) -> None:
         found = [ln.bbox.to_list() for ln in lines]
         s = rec["set"]
         for r in refs:
-            if any(iou(r, f) >= 0.5 for f in found):
+            if any(box_iou(r, f) >= 0.5 for f in found):
                 ref_kinds[s]["ok"] += 1
                 continue
             cov = [inter(r, f) / area(r) for f in found]
@@ -331,7 +313,7 @@ def errors(det: str | None) -> None:
             else:
                 ref_kinds[s]["missed"] += 1
         for f in found:
-            if any(iou(r, f) >= 0.5 for r in refs):
+            if any(box_iou(r, f) >= 0.5 for r in refs):
                 found_kinds[s]["ok"] += 1
                 continue
             cov = [inter(r, f) / area(f) for r in refs]
