@@ -42,6 +42,12 @@ class SegmentConfig:
     min_peak: float = 0.3  # a line body's peak in the row profile, as a share of the blob's highest
     max_valley: float = 0.5  # the valley between two bodies, as a share of the lower peak
     column_rule: float = 0.5  # vertical rules along this share of the text's height divide it into columns
+    # A table of at least header_columns columns whose first horizontal rule below its top rule, at
+    # least header_depth pitches below it and in the top header_share of the text, closes a header:
+    # the lines above it are read row by row, before the columns.
+    header_columns: int = 3
+    header_depth: float = 2.0
+    header_share: float = 0.3
     # Ink running on down the page for this many pitches (its gaps under half a letter closed) is
     # not part of horizontal lines: page edges too ragged for the rule finder, text written up the margin.
     vertical_run: float = 2.0
@@ -221,7 +227,13 @@ def find_lines(page: Page, cfg: SegmentConfig = SegmentConfig()) -> list[Line]:
     boxes = _merge_same_line(boxes, pitch * cfg.merge_gap, barrier)
     boxes = [b for b in boxes if b[2] - b[0] >= max(cfg.min_width * pitch, cfg.line_min_width * letter)
              and b[3] - b[1] >= max(cfg.min_height * pitch, cfg.line_min_height * letter)]
-    return [Line(BBox(*b)) for b in _reading_order(boxes, column_rules(rules, boxes, cfg.column_rule))]
+    columns = column_rules(rules, boxes, cfg.column_rule)
+    header = header_rule(ink, letter, pitch, columns, boxes, cfg) if len(columns) >= cfg.header_columns else None
+    if header is None:
+        return [Line(BBox(*b)) for b in _reading_order(boxes, columns)]
+    above = [b for b in boxes if b[1] + b[3] < 2 * header]
+    below = [b for b in boxes if b[1] + b[3] >= 2 * header]
+    return [Line(BBox(*b)) for b in _reading_order(above) + _reading_order(below, columns)]
 
 
 def column_rules(rules: np.ndarray, boxes: list[list[int]], share: float) -> list[int]:
@@ -242,6 +254,42 @@ def column_rules(rules: np.ndarray, boxes: list[list[int]], share: float) -> lis
             group = []
         group.append((x, h))
     return found
+
+
+def header_rule(ink: np.ndarray, letter: float, pitch: float, columns: list[int], boxes: list[list[int]],
+                cfg: SegmentConfig = SegmentConfig()) -> int | None:
+    """y of the rule under a table's header, or None. A register's header (column titles, printed,
+    often several lines to a column) is read across the page, and the archives' transcriptions
+    list it before the columns. Horizontal rules here are straight runs of ink (broken at the
+    columns) adding up to 40% of the table's width at one height; the header lies between two of
+    them at least ``header_depth`` pitches apart, in the top ``header_share`` of the text, with
+    lines in at least ``header_columns`` of the columns. Ruled paper has no such gap between its
+    rules; a page's edge above the table has no lines below it in several columns."""
+    if not boxes:
+        return None
+    length = int(max(40, 10 * letter))
+    horizontal = cv2.morphologyEx(remove_border_blobs(ink), cv2.MORPH_OPEN,
+                                  cv2.getStructuringElement(cv2.MORPH_RECT, (length, 1)))
+    n, _, stats, _ = cv2.connectedComponentsWithStats(horizontal, connectivity=8)
+    left, right = columns[0], columns[-1]
+    pieces = sorted((y + h / 2, min(x + w, right) - max(x, left)) for x, y, w, h, _ in stats[1:])
+    horizontals, group = [], []
+    for y, w in pieces + [(float("inf"), 0)]:
+        if group and y - group[-1][0] > letter / 2:
+            if sum(g[1] for g in group if g[1] > 0) >= 0.4 * (right - left):
+                horizontals.append(sum(g[0] for g in group) / len(group))
+            group = []
+        group.append((y, w))
+    top, bottom = min(b[1] for b in boxes), max(b[3] for b in boxes)
+    for upper, lower in zip(horizontals, horizontals[1:]):
+        if lower > top + cfg.header_share * (bottom - top):
+            break
+        if lower - upper < cfg.header_depth * pitch:
+            continue
+        inside = {int(np.searchsorted(columns, (b[0] + b[2]) / 2)) for b in boxes if upper < (b[1] + b[3]) / 2 < lower}
+        if len(inside) >= cfg.header_columns:
+            return int(lower)
+    return None
 
 
 def _blocked(a: list[int], b: list[int], barrier: np.ndarray | None) -> bool:

@@ -76,6 +76,40 @@ def test_table_cells_split_at_vertical_rules():
     assert [ln.bbox.y0 for ln in lines[:len(rows)]] == sorted(ln.bbox.y0 for ln in lines[:len(rows)])
 
 
+def test_a_table_header_is_read_across_before_the_columns():
+    """A register with printed column titles between its top rule and a rule under them: the titles
+    are read row by row first (as the archives transcribe them), then the entries column by column."""
+    from PIL import Image, ImageDraw, ImageFont
+
+    font = ImageFont.load_default(size=32)
+    im = Image.new("L", (1300, 1100), 245)
+    draw = ImageDraw.Draw(im)
+    rules = [60, 250, 520, 1240]
+    for x in rules:
+        draw.line([(x, 80), (x, 1060)], fill=30, width=3)
+    for y in (80, 270):  # the table's top rule and the rule under the header
+        draw.line([(rules[0], y), (rules[-1], y)], fill=30, width=3)
+    titles = [(80, 100, "Nos"), (280, 100, "Dates"), (560, 100, "Nature"), (80, 170, "du rep"), (280, 170, "des actes")]
+    for x, y, text in titles:
+        draw.text((x, y), text, fill=25, font=font)
+    entries = [("1344", "12", "Depot de piece"), ("1345", "14", "Union Parisienne"),
+               ("1346", "15", "Saisie immobiliere"), ("1347", "20", "Inventaire")]
+    for i, row in enumerate(entries):
+        for x, text in zip((80, 280, 560), row):
+            draw.text((x, 330 + i * 170), text, fill=25, font=font)
+    page, lines = _lines(np.asarray(im), deskew=False)
+    scale = page.transform[0, 0]
+    assert len(lines) == len(titles) + 3 * len(entries)
+    header, body = lines[:len(titles)], lines[len(titles):]
+    assert all(ln.bbox.y1 < 270 * scale for ln in header)
+    # Titles row by row: the first row's three, then the second row's two, left to right.
+    assert [ln.bbox.y0 < 150 * scale for ln in header] == [True, True, True, False, False]
+    assert [ln.bbox.x0 for ln in header[:3]] == sorted(ln.bbox.x0 for ln in header[:3])
+    # Then the columns: numbers top to bottom, then dates, then entries.
+    columns = [int(np.searchsorted(np.array(rules) * scale, ln.bbox.x0)) for ln in body]
+    assert columns == [1] * 4 + [2] * 4 + [3] * 4
+
+
 def test_a_short_rule_does_not_make_columns():
     """A rule beside only part of the text (a margin stroke, a box around one entry) leaves the
     page read row by row."""
