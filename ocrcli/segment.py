@@ -227,13 +227,20 @@ def find_lines(page: Page, cfg: SegmentConfig = SegmentConfig()) -> list[Line]:
     boxes = _merge_same_line(boxes, pitch * cfg.merge_gap, barrier)
     boxes = [b for b in boxes if b[2] - b[0] >= max(cfg.min_width * pitch, cfg.line_min_width * letter)
              and b[3] - b[1] >= max(cfg.min_height * pitch, cfg.line_min_height * letter)]
+    return [Line(BBox(*b)) for b in reading_order(boxes, ink, rules, letter, pitch, cfg)]
+
+
+def reading_order(boxes: list[list[int]], ink: np.ndarray, rules: np.ndarray, letter: float, pitch: float,
+                  cfg: SegmentConfig = SegmentConfig()) -> list[list[int]]:
+    """The boxes in reading order: top to bottom; column by column between long vertical rules
+    (``rules``, from ``text_ink``), a table's header first, row by row."""
     columns = column_rules(rules, boxes, cfg.column_rule)
     header = header_rule(ink, letter, pitch, columns, boxes, cfg) if len(columns) >= cfg.header_columns else None
     if header is None:
-        return [Line(BBox(*b)) for b in _reading_order(boxes, columns)]
+        return _reading_order(boxes, columns)
     above = [b for b in boxes if b[1] + b[3] < 2 * header]
     below = [b for b in boxes if b[1] + b[3] >= 2 * header]
-    return [Line(BBox(*b)) for b in _reading_order(above) + _reading_order(below, columns)]
+    return _reading_order(above) + _reading_order(below, columns)
 
 
 def column_rules(rules: np.ndarray, boxes: list[list[int]], share: float) -> list[int]:
