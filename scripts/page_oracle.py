@@ -8,7 +8,9 @@ Reads every page three ways with the shipped model and prints page CER per set:
              `line_crops`, in the reference's order: the page CER with perfect line finding;
   top-down   the same crops read top to bottom by box centre: what perfect boxes give with a
              plain reading order (the reference's order is not always top to bottom: lines
-             written between the lines, margin notes).
+             written between the lines, margin notes);
+  our-order  the same crops in the pipeline's reading order (segment.reading_order: columns
+             between long vertical rules, a register's header first).
 The gap pipeline -> ref-order is what line finding costs; ref-order against the line CER of
 `ocr eval --pages` is what the crops cost.
 """
@@ -31,9 +33,9 @@ from ocrcli.evaluate import page_text  # noqa: E402
 from ocrcli.metrics import ErrorCounter  # noqa: E402
 from ocrcli.pages import iter_pages  # noqa: E402
 from ocrcli.pipeline import recognize_page  # noqa: E402
-from ocrcli.preprocess import preprocess  # noqa: E402
+from ocrcli.preprocess import preprocess, text_height  # noqa: E402
 from ocrcli.recognition.engine import Recognizer  # noqa: E402
-from ocrcli.segment import line_crops  # noqa: E402
+from ocrcli.segment import line_crops, reading_order, text_ink  # noqa: E402
 
 
 def reference_lines(record: dict, transform: np.ndarray, shape: tuple[int, int]) -> tuple[list[Line], list[str]]:
@@ -67,14 +69,23 @@ def main() -> None:
         lines, _ = reference_lines(record, prepared.transform, prepared.image.shape[:2])
         read = [t.text for t in recognizer.recognize([c.image for c in line_crops(prepared, lines)])]
         order = sorted(range(len(lines)), key=lambda k: lines[k].bbox.y0 + lines[k].bbox.y1)
+        boxes = [line.bbox.to_list() for line in lines]  # reading_order returns these same lists, reordered
+        ours = list(range(len(lines)))
+        letter = text_height(prepared.ink) if prepared.ink is not None and prepared.ink.any() else None
+        if letter is not None:
+            _, rules, pitch = text_ink(prepared.ink, letter)
+            where = {id(b): k for k, b in enumerate(boxes)}
+            ours = [where[id(b)] for b in reading_order(boxes, prepared.ink, rules, letter, pitch)]
         for name in (record["set"], "all"):
             counts[name]["pipeline"].add(found, reference)
             counts[name]["ref-order"].add(page_text(read), reference)
             counts[name]["top-down"].add(page_text([read[k] for k in order]), reference)
-    print(f"{'set':10s} {'pipeline':>9s} {'ref-order':>9s} {'top-down':>9s}   (page CER)")
+            counts[name]["our-order"].add(page_text([read[k] for k in ours]), reference)
+    print(f"{'set':10s} {'pipeline':>9s} {'ref-order':>9s} {'top-down':>9s} {'our-order':>9s}   (page CER)")
     for name in sorted(counts, key=lambda n: (n == "all", n)):
         row = counts[name]
-        print(f"{name:10s} {100 * row['pipeline'].cer:8.2f}% {100 * row['ref-order'].cer:8.2f}% {100 * row['top-down'].cer:8.2f}%")
+        print(f"{name:10s} {100 * row['pipeline'].cer:8.2f}% {100 * row['ref-order'].cer:8.2f}% {100 * row['top-down'].cer:8.2f}%"
+              f" {100 * row['our-order'].cer:8.2f}%")
 
 
 if __name__ == "__main__":
