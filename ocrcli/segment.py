@@ -42,9 +42,10 @@ class SegmentConfig:
     min_peak: float = 0.3  # a line body's peak in the row profile, as a share of the blob's highest
     max_valley: float = 0.5  # the valley between two bodies, as a share of the lower peak
     column_rule: float = 0.5  # vertical rules along this share of the text's height divide it into columns
-    # A table of at least header_columns columns whose first horizontal rule below its top rule, at
-    # least header_depth pitches below it and in the top header_share of the text, closes a header:
-    # the lines above it are read row by row, before the columns.
+    # A table header: with at least header_columns column rules, two horizontal rules at least
+    # header_depth pitches apart, the lower one in the top header_share of the text, with lines
+    # between them in at least header_columns columns. Lines above the lower rule are read row by
+    # row, before the columns.
     header_columns: int = 3
     header_depth: float = 2.0
     header_share: float = 0.3
