@@ -10,6 +10,7 @@ between its body and its neighbours' bodies.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import cv2
 import numpy as np
@@ -60,10 +61,16 @@ def vertical_rules(ink: np.ndarray, letter: float) -> np.ndarray:
     return cv2.morphologyEx(ink, cv2.MORPH_OPEN, cv2.getStructuringElement(cv2.MORPH_RECT, (1, length)))
 
 
-def remove_rules(ink: np.ndarray, letter: float, vertical: np.ndarray | None = None) -> np.ndarray:
-    """Ink without long straight horizontal and vertical strokes (ruled lines, table rules, borders)."""
+def horizontal_rules(ink: np.ndarray, letter: float) -> np.ndarray:
+    """Long straight horizontal strokes: ruled lines, table rules, borders."""
     length = int(max(40, 10 * letter))
-    horizontal = cv2.morphologyEx(ink, cv2.MORPH_OPEN, cv2.getStructuringElement(cv2.MORPH_RECT, (length, 1)))
+    return cv2.morphologyEx(ink, cv2.MORPH_OPEN, cv2.getStructuringElement(cv2.MORPH_RECT, (length, 1)))
+
+
+def remove_rules(ink: np.ndarray, letter: float, vertical: np.ndarray | None = None,
+                 horizontal: np.ndarray | None = None) -> np.ndarray:
+    """Ink without long straight horizontal and vertical strokes (ruled lines, table rules, borders)."""
+    horizontal = horizontal_rules(ink, letter) if horizontal is None else horizontal
     vertical = vertical_rules(ink, letter) if vertical is None else vertical
     rules = cv2.dilate(cv2.bitwise_or(horizontal, vertical), np.ones((3, 3), np.uint8))
     return cv2.bitwise_and(ink, cv2.bitwise_not(rules))
@@ -177,16 +184,26 @@ def _split_at_valleys(profile: np.ndarray, pitch: float, min_peak: float, max_va
     return [(a, b) for a, b in zip(edges, edges[1:]) if b - a > 2]
 
 
-def text_ink(ink: np.ndarray, letter: float, cfg: SegmentConfig = SegmentConfig()) -> tuple[np.ndarray, np.ndarray, float]:
+class TextInk(NamedTuple):
+    """What ``text_ink`` makes of a page's ink mask."""
+
+    clean: np.ndarray  # the ink that can be text
+    rules: np.ndarray  # the vertical rules (column dividers, margins)
+    horizontal: np.ndarray  # the horizontal rules (ruled lines, table rules)
+    pitch: float  # the line pitch
+
+
+def text_ink(ink: np.ndarray, letter: float, cfg: SegmentConfig = SegmentConfig()) -> TextInk:
     """The ink that can be text: without scanner borders, straight rules and long vertical runs;
-    with the vertical rules (column dividers) and the line pitch."""
+    with the rules taken out and the line pitch."""
     unbordered = remove_border_blobs(ink)
     rules = vertical_rules(unbordered, letter)
-    clean = remove_rules(unbordered, letter, rules)
+    horizontal = horizontal_rules(unbordered, letter)
+    clean = remove_rules(unbordered, letter, rules, horizontal)
     pitch = line_pitch(clean, letter)
     if cfg.vertical_run:
         clean = cv2.bitwise_and(clean, cv2.bitwise_not(vertical_runs(clean, letter, cfg.vertical_run * pitch)))
-    return clean, rules, pitch
+    return TextInk(clean, rules, horizontal, pitch)
 
 
 def find_lines(page: Page, cfg: SegmentConfig = SegmentConfig()) -> list[Line]:
@@ -197,7 +214,8 @@ def find_lines(page: Page, cfg: SegmentConfig = SegmentConfig()) -> list[Line]:
     letter = text_height(ink)
     if letter is None:
         return []
-    clean, rules, pitch = text_ink(ink, letter, cfg)
+    text = text_ink(ink, letter, cfg)
+    clean, rules, pitch = text.clean, text.rules, text.pitch
     smear_w = max(3, int(cfg.smear * pitch) | 1)
     smeared = cv2.dilate(clean, cv2.getStructuringElement(cv2.MORPH_RECT, (smear_w, 1)))
     # Table rules and margins are walls: the cells of a table row are separate lines.
@@ -228,15 +246,14 @@ def find_lines(page: Page, cfg: SegmentConfig = SegmentConfig()) -> list[Line]:
     boxes = _merge_same_line(boxes, pitch * cfg.merge_gap, barrier)
     boxes = [b for b in boxes if b[2] - b[0] >= max(cfg.min_width * pitch, cfg.line_min_width * letter)
              and b[3] - b[1] >= max(cfg.min_height * pitch, cfg.line_min_height * letter)]
-    return [Line(BBox(*b)) for b in reading_order(boxes, ink, rules, letter, pitch, cfg)]
+    return [Line(BBox(*b)) for b in reading_order(boxes, text, letter, cfg)]
 
 
-def reading_order(boxes: list[list[int]], ink: np.ndarray, rules: np.ndarray, letter: float, pitch: float,
-                  cfg: SegmentConfig = SegmentConfig()) -> list[list[int]]:
+def reading_order(boxes: list[list[int]], text: TextInk, letter: float, cfg: SegmentConfig = SegmentConfig()) -> list[list[int]]:
     """The boxes in reading order: top to bottom; column by column between long vertical rules
-    (``rules``, from ``text_ink``), a table's header first, row by row."""
-    columns = column_rules(rules, boxes, cfg.column_rule)
-    header = header_rule(ink, letter, pitch, columns, boxes, cfg) if len(columns) >= cfg.header_columns else None
+    (``text``: the page's ``text_ink``), a table's header first, row by row."""
+    columns = column_rules(text.rules, boxes, cfg.column_rule)
+    header = header_rule(text.horizontal, letter, text.pitch, columns, boxes, cfg) if len(columns) >= cfg.header_columns else None
     if header is None:
         return _reading_order(boxes, columns)
     above = [b for b in boxes if b[1] + b[3] < 2 * header]
@@ -264,20 +281,17 @@ def column_rules(rules: np.ndarray, boxes: list[list[int]], share: float) -> lis
     return found
 
 
-def header_rule(ink: np.ndarray, letter: float, pitch: float, columns: list[int], boxes: list[list[int]],
+def header_rule(horizontal: np.ndarray, letter: float, pitch: float, columns: list[int], boxes: list[list[int]],
                 cfg: SegmentConfig = SegmentConfig()) -> int | None:
     """y of the rule under a table's header, or None. A register's header (column titles, printed,
     often several lines to a column) is read across the page, and the archives' transcriptions
-    list it before the columns. Horizontal rules here are straight runs of ink (broken at the
-    columns) adding up to 40% of the table's width at one height; the header lies between two of
+    list it before the columns. Horizontal rules here are pieces of ``horizontal`` (straight runs
+    of ink, broken at the columns) adding up to 40% of the table's width at one height; the header lies between two of
     them at least ``header_depth`` pitches apart, in the top ``header_share`` of the text, with
     lines in at least ``header_columns`` of the columns. Ruled paper has no such gap between its
     rules; a page's edge above the table has no lines below it in several columns."""
     if not boxes:
         return None
-    length = int(max(40, 10 * letter))
-    horizontal = cv2.morphologyEx(remove_border_blobs(ink), cv2.MORPH_OPEN,
-                                  cv2.getStructuringElement(cv2.MORPH_RECT, (length, 1)))
     n, _, stats, _ = cv2.connectedComponentsWithStats(horizontal, connectivity=8)
     left, right = columns[0], columns[-1]
     pieces = sorted((y + h / 2, min(x + w, right) - max(x, left)) for x, y, w, h, _ in stats[1:])

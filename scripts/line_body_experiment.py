@@ -226,7 +226,8 @@ def find_lines_learned(page, det, thr=0.85, up=0.6, down=0.6, merge_gap=1.5, min
     if ink is None or not ink.any(): return []
     letter = text_height(ink)
     if letter is None: return []
-    clean, rules, pitch = S.text_ink(ink, letter, cfg)
+    text = S.text_ink(ink, letter, cfg)
+    clean, rules, pitch = text.clean, text.rules, text.pitch
     p, s = body_map(clean, pitch / by_pitch if by_pitch else letter, load(det))
     mask = (p > thr).astype(np.uint8)
     if open_w:  # cut thin vertical bridges between bands
@@ -265,7 +266,7 @@ def find_lines_learned(page, det, thr=0.85, up=0.6, down=0.6, merge_gap=1.5, min
         boxes.append([x0, max(0, int(y0 - up * bh)), x1, min(hh, int(y1 + down * bh))])
     boxes = S._merge_same_line(boxes, pitch * merge_gap, barrier)
     boxes = [b for b in boxes if b[2] - b[0] >= cfg.min_width * pitch]
-    return [Line(BBox(*b)) for b in S._reading_order(boxes, S.column_rules(rules, boxes, cfg.column_rule))]
+    return [Line(BBox(*b)) for b in S.reading_order(boxes, text, letter, cfg)]
 
 
 

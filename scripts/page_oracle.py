@@ -73,9 +73,8 @@ def main() -> None:
         ours = list(range(len(lines)))
         letter = text_height(prepared.ink) if prepared.ink is not None and prepared.ink.any() else None
         if letter is not None:
-            _, rules, pitch = text_ink(prepared.ink, letter)
             where = {id(b): k for k, b in enumerate(boxes)}
-            ours = [where[id(b)] for b in reading_order(boxes, prepared.ink, rules, letter, pitch)]
+            ours = [where[id(b)] for b in reading_order(boxes, text_ink(prepared.ink, letter), letter)]
         for name in (record["set"], "all"):
             counts[name]["pipeline"].add(found, reference)
             counts[name]["ref-order"].add(page_text(read), reference)
