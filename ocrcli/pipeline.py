@@ -21,7 +21,7 @@ from ocrcli.output import WRITERS, RunInfo, write_output
 from ocrcli.pages import iter_pages
 from ocrcli.preprocess import is_quarter_turned, preprocess, turn
 from ocrcli.recognition.decode import split_words
-from ocrcli.segment import find_lines, line_crops
+from ocrcli.segment import find_lines, line_box, line_crops
 
 
 @dataclass
@@ -199,10 +199,10 @@ def recognize_page(page: Page, cfg: RunConfig, recognizer, saver: StageSaver | N
     for line, crop, text in zip(found, crops, texts):
         if not text.text.strip() or (not cfg.keep_fragments and is_fragment(text.text, text.confidence)):
             continue
-        box, polygon = prepared.to_source(line.bbox)
-        results.append(LineResult(text.text, text.confidence, box, polygon, _words(text, crop.box, line.bbox, prepared), _review(text, cfg)))
+        box, polygon = prepared.to_source(line_box(line, crop))
+        results.append(LineResult(text.text, text.confidence, box, polygon, _words(text, crop.box, line_box(line, crop), prepared), _review(text, cfg)))
     if saver:
-        saver.lines(page.number, prepared, [ln.bbox for ln in found])
+        saver.lines(page.number, prepared, [line_box(ln, crop) for ln, crop in zip(found, crops)])
     return PageResult(page.number, width, height, results, prepared.steps, _keep_image(page, cfg))
 
 

@@ -435,6 +435,18 @@ def separating_seams(ink: np.ndarray, lines: list[Line], letter: float) -> list[
     return seams
 
 
+def line_box(line: Line, crop: LineCrop) -> BBox:
+    """The box a found line is reported with: its own width, and the rows its crop was read from.
+
+    The crop's rows reach the line's ascenders and descenders up to the seams that separate it
+    from its neighbours, plus a margin of a quarter letter: the extent that reference line
+    polygons (eScriptorium, Transkribus) give a line. The line's ink box alone is tighter; on the
+    89 validation pages it matched 73.2% of the reference lines (box IoU >= 0.5, before the
+    fragment filter) against 79.9% for this box, with the same lines and text: lectaurep's
+    reference cells are drawn loosely around short entries, 55.3 -> 69.4%."""
+    return BBox(line.bbox.x0, crop.box.y0, line.bbox.x1, crop.box.y1)
+
+
 def line_crops(page: Page, lines: list[Line], cfg: SegmentConfig = SegmentConfig()) -> list[LineCrop]:
     """Grayscale crops of each line, cut between the seams that part it from the lines above and
     below, everything outside them painted paper-coloured.

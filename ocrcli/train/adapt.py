@@ -30,6 +30,7 @@ from ocrcli.recognition.charset import Charset
 from ocrcli.recognition.decode import greedy_decode
 from ocrcli.recognition.lineimage import normalize_line
 from ocrcli.recognition.weights import ModelInfo, file_sha256, load_model, save_model
+from ocrcli.segment import line_box
 from ocrcli.train.align import AlignedLine, align_page
 from ocrcli.train.augment import augment
 from ocrcli.train.data import LineSample, bucketed_batches
@@ -96,7 +97,7 @@ def collect_lines(inputs: list[tuple[InputFile, str]], cfg: RunConfig, recognize
             for page in iter_pages(f.path, cfg.dpi, cfg.preprocess.exif_orientation, lambda e: on_error(str(e))):
                 prepared, found, page_crops = segment_page(page, cfg)
                 crops += [c.image for c in page_crops]
-                boxes += [(page.number, prepared.to_source(line.bbox)[0]) for line in found]
+                boxes += [(page.number, prepared.to_source(line_box(line, crop))[0]) for line, crop in zip(found, page_crops)]
         except InputError as exc:
             on_error(str(exc))
             continue
