@@ -395,7 +395,8 @@ def train(
     max_minutes: Annotated[Optional[float], typer.Option("--max-minutes", help="Checkpoint and stop after this long (resume later).")] = None,
     seed: Annotated[int, typer.Option("--seed")] = 0,
     device: Annotated[str, typer.Option("--device")] = "auto",
-    init_from: Annotated[Optional[Path], typer.Option("--init-from", help="Start from this model file's weights.")] = None,
+    init_from: Annotated[Optional[Path], typer.Option("--init-from", help="Start from this model file's weights (and its network shape).")] = None,
+    hidden: Annotated[Optional[int], typer.Option("--hidden", min=16, help="LSTM units each way [default: 256, or the --init-from model's]. Above the --init-from model's, its LSTM is widened: new units start with zero outgoing weights, so training starts from the same readings.", show_default=False)] = None,
     precision: Annotated[Precision, typer.Option("--precision", help="fp32, bf16 (mixed precision, weights stay fp32) or auto: bf16 on GPUs and CPUs that compute it natively.")] = Precision.auto,
     average_from: Annotated[Optional[int], typer.Option("--average-from", min=0, help="From this step on, also validate the mean of the weights at every validation (stochastic weight averaging); best.safetensors is whichever reads best.")] = None,
 ) -> None:
@@ -414,7 +415,7 @@ def train(
         cfg = TrainConfig(train_tsvs=list(train_tsv), val_tsv=val_tsv, out_dir=out, fonts_dir=fonts,
                           synth_fraction=synth_fraction if fonts else 0.0, augment_prob=augment_prob, steps=steps, batch_size=batch_size, lr=lr,
                           val_every=val_every, val_limit=val_limit, patience=patience, max_minutes=max_minutes,
-                          seed=seed, device=resolve_device(device), init_from=init_from, precision=precision.value,
+                          seed=seed, device=resolve_device(device), init_from=init_from, hidden=hidden, precision=precision.value,
                           average_from=average_from)
         best = run_training(cfg)
         print(best)

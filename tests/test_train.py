@@ -65,3 +65,39 @@ def test_weight_averaging_is_the_mean_of_the_validated_weights_and_resumes(tmp_p
     assert not torch.allclose(second["average"]["module." + name], second["model"][name])
     model, info = load_model(out / "best.safetensors")  # whichever read best loads as a model
     assert model.spec.height == 16
+
+
+def test_widened_lstm_reads_exactly_like_the_model_it_grew_from():
+    import torch
+
+    from ocrcli.recognition.model import CRNN, CRNNSpec
+    from ocrcli.train.grow import widen_lstm
+
+    torch.manual_seed(0)
+    small = CRNN(CRNNSpec(num_classes=11, height=16, channels=(8, 16, 16, 16, 16, 16), hidden=12, layers=2)).eval()
+    for p in small.parameters():  # not the init's small weights: every path must matter
+        p.data.normal_(0, 0.5)
+    grown = widen_lstm(small, 20).eval()
+    assert grown.spec.hidden == 20 and grown.rnn.hidden_size == 20
+    x = torch.rand(3, 1, 16, 40)
+    with torch.no_grad():
+        assert torch.allclose(grown(x), small(x), atol=1e-5)
+        # and the new units are live: they change the output once their outgoing weights move
+        grown.head[1].weight.normal_(0, 0.5)
+        assert not torch.allclose(grown(x), small(x), atol=1e-3)
+    try:
+        widen_lstm(small, 8)
+    except ValueError:
+        pass
+    else:
+        raise AssertionError("shrinking must be refused")
+
+
+def test_training_from_a_model_can_widen_its_lstm(tmp_path):
+    tsv = _dataset(tmp_path)
+    best = train(_cfg(tsv, tmp_path / "small", 10))
+    cfg = _cfg(tsv, tmp_path / "wide", 20)
+    cfg.init_from, cfg.hidden, cfg.height, cfg.channels = best, 48, 40, (32,)  # shape comes from the file
+    widened = train(cfg)
+    model, _ = load_model(widened)
+    assert model.spec.hidden == 48 and model.spec.height == 16 and model.spec.channels == (8, 16, 16, 16, 16, 16)

@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from ocrcli.errors import ModelError, UsageError
 from ocrcli.metrics import ErrorCounter
 from ocrcli.recognition.charset import DEFAULT_ALPHABET, Charset
 from ocrcli.recognition.decode import greedy_decode
@@ -41,7 +42,7 @@ class TrainConfig:
     patience: int = 8  # validations without improvement before stopping early
     height: int = 40
     channels: tuple[int, ...] = (32, 64, 96, 128, 160, 192)
-    hidden: int = 256
+    hidden: int | None = None  # LSTM units each way; None: 256, or the init_from model's
     augment_prob: float = 0.6
     seed: int = 0
     device: str = "cpu"
@@ -140,7 +141,21 @@ def train(cfg: TrainConfig) -> Path:
     torch.manual_seed(cfg.seed)
     precision = resolve_precision(cfg.precision, cfg.device)
     charset = Charset(DEFAULT_ALPHABET)
-    spec = CRNNSpec(num_classes=charset.num_classes, height=cfg.height, channels=cfg.channels, hidden=cfg.hidden)
+    base = None
+    if cfg.init_from:
+        from ocrcli.recognition.weights import load_model
+
+        base, base_info = load_model(cfg.init_from)
+        if base_info.alphabet != charset.alphabet:
+            raise ModelError(f"{cfg.init_from}: its charset differs from this ocrcli's; it cannot be trained further")
+        # The network's shape comes from the file; only the LSTM may grow (train/grow.py).
+        b = base.spec
+        spec = CRNNSpec(num_classes=b.num_classes, height=b.height, channels=b.channels, pools=b.pools,
+                        hidden=cfg.hidden or b.hidden, layers=b.layers, dropout=b.dropout, extra=dict(b.extra))
+        if spec.hidden < b.hidden:
+            raise UsageError(f"--hidden {spec.hidden}: {cfg.init_from} has {b.hidden} LSTM units; a model can grow, not shrink")
+    else:
+        spec = CRNNSpec(num_classes=charset.num_classes, height=cfg.height, channels=cfg.channels, hidden=cfg.hidden or 256)
     model = CRNN(spec).to(cfg.device)
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=1e-4)
     ctc = torch.nn.CTCLoss(zero_infinity=True)
@@ -159,12 +174,13 @@ def train(cfg: TrainConfig) -> Path:
         if average is not None and "average" in saved:
             average.load_state_dict(saved["average"])
         _log(f"resumed from {ckpt} at step {state['step']} (best val CER {state['best_cer']:.4f})")
-    elif cfg.init_from:
-        from ocrcli.recognition.weights import load_model
+    elif base is not None:
+        from ocrcli.train.grow import widen_lstm
 
-        base, _ = load_model(cfg.init_from)
-        model.load_state_dict(base.state_dict())
-        _log(f"initialised from {cfg.init_from}")
+        model.load_state_dict(widen_lstm(base, spec.hidden, cfg.seed).state_dict())
+        grown = f" (LSTM widened from {base.spec.hidden} to {spec.hidden} units, same outputs)" if spec.hidden != base.spec.hidden else ""
+        _log(f"initialised from {cfg.init_from}{grown}")
+    del base
 
     _log("loading lines...")
     train_samples: list[LineSample] = []
