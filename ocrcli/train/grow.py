@@ -53,27 +53,19 @@ def widen_lstm(model: CRNN, hidden: int, seed: int = 0) -> CRNN:
     for layer in range(old.layers):
         for sfx in ("", "_reverse"):
             w_ih = dst[f"rnn.weight_ih_l{layer}{sfx}"]
-            w_hh = dst[f"rnn.weight_hh_l{layer}{sfx}"]
-            old_ih = src[f"rnn.weight_ih_l{layer}{sfx}"]
             # Old units ignore new inputs: new projected features (layer 0) or new units below.
-            rows = torch.zeros(4 * h0, w_ih.shape[1])
-            rows[:, cols if layer > 0 else torch.arange(h0)] = old_ih
-            old_ih = rows
-            new_rows = w_ih.clone()
-            _place_gates(new_rows, old_ih, h0, h1)
-            w_ih.copy_(new_rows)
-            hh = w_hh.clone()
-            for g in range(4):
-                block = hh[g * h1:(g + 1) * h1]
-                block[:h0, :h0] = src[f"rnn.weight_hh_l{layer}{sfx}"][g * h0:(g + 1) * h0]
-                block[:h0, h0:] = 0  # old units ignore the new units' state
-            w_hh.copy_(hh)
+            old_ih = torch.zeros(4 * h0, w_ih.shape[1])
+            old_ih[:, cols if layer > 0 else torch.arange(h0)] = src[f"rnn.weight_ih_l{layer}{sfx}"]
+            _place_gates(w_ih, old_ih, h0, h1)
+            w_hh = dst[f"rnn.weight_hh_l{layer}{sfx}"]
+            old_hh = torch.zeros(4 * h0, h1)  # old units ignore the new units' state
+            old_hh[:, :h0] = src[f"rnn.weight_hh_l{layer}{sfx}"]
+            _place_gates(w_hh, old_hh, h0, h1)
             for kind in ("ih", "hh"):
                 b = dst[f"rnn.bias_{kind}_l{layer}{sfx}"]
                 _place_gates(b, src[f"rnn.bias_{kind}_l{layer}{sfx}"], h0, h1)
-    head_w = torch.zeros_like(dst["head.1.weight"])
-    head_w[:, cols] = src["head.1.weight"]
-    dst["head.1.weight"].copy_(head_w)
+    dst["head.1.weight"].zero_()  # the new units' say in the output starts at nothing
+    dst["head.1.weight"][:, cols] = src["head.1.weight"]
     dst["head.1.bias"].copy_(src["head.1.bias"])
     grown.load_state_dict(dst)
     return grown
