@@ -199,8 +199,9 @@ def recognize_page(page: Page, cfg: RunConfig, recognizer, saver: StageSaver | N
     for line, crop, text in zip(found, crops, texts):
         if not text.text.strip() or (not cfg.keep_fragments and is_fragment(text.text, text.confidence)):
             continue
-        box, polygon = prepared.to_source(line_box(line, crop))
-        results.append(LineResult(text.text, text.confidence, box, polygon, _words(text, crop.box, line_box(line, crop), prepared), _review(text, cfg)))
+        reported = line_box(line, crop)
+        box, polygon = prepared.to_source(reported)
+        results.append(LineResult(text.text, text.confidence, box, polygon, _words(text, crop.box, reported, prepared), _review(text, cfg)))
     if saver:
         saver.lines(page.number, prepared, [line_box(ln, crop) for ln, crop in zip(found, crops)])
     return PageResult(page.number, width, height, results, prepared.steps, _keep_image(page, cfg))

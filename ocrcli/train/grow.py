@@ -69,4 +69,3 @@ def widen_lstm(model: CRNN, hidden: int, seed: int = 0) -> CRNN:
     dst["head.1.bias"].copy_(src["head.1.bias"])
     grown.load_state_dict(dst)
     return grown
-
