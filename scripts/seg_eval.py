@@ -21,7 +21,8 @@ sys.path.insert(0, str(ROOT))
 from ocrcli.config import PreprocessConfig  # noqa: E402
 from ocrcli.pages import iter_pages  # noqa: E402
 from ocrcli.preprocess import preprocess  # noqa: E402
-from ocrcli.segment import find_lines, line_box, line_crops  # noqa: E402
+from ocrcli.pipeline import cut_lines  # noqa: E402
+from ocrcli.segment import line_box  # noqa: E402
 
 
 def iou(a, b) -> float:
@@ -41,8 +42,7 @@ def main() -> None:
         page_ref = json.loads(raw)
         started = time.perf_counter()
         page = preprocess(next(iter_pages(data / page_ref["image"])), cfg)
-        lines = find_lines(page)
-        found = [page.to_source(line_box(line, crop))[0].to_list() for line, crop in zip(lines, line_crops(page, lines))]
+        found = [page.to_source(line_box(line, crop))[0].to_list() for line, crop in zip(*cut_lines(page))]
         refs = []
         for line in page_ref["lines"]:
             pts = np.array(line["polygon"])

@@ -10,9 +10,11 @@ model trained for many hours on CPU gain capacity without starting again from sc
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import torch
 
-from ocrcli.recognition.model import CRNN, CRNNSpec
+from ocrcli.recognition.model import CRNN
 
 
 def _place_gates(new: torch.Tensor, old: torch.Tensor, old_h: int, new_h: int) -> None:
@@ -32,13 +34,13 @@ def widen_lstm(model: CRNN, hidden: int, seed: int = 0) -> CRNN:
     old = model.spec
     if hidden < old.hidden:
         raise ValueError(f"cannot shrink the LSTM from {old.hidden} to {hidden} units")
-    spec = CRNNSpec(num_classes=old.num_classes, height=old.height, channels=old.channels, pools=old.pools,
-                    hidden=hidden, layers=old.layers, dropout=old.dropout, extra=dict(old.extra))
-    torch.manual_seed(seed)
-    grown = CRNN(spec)
     if hidden == old.hidden:
+        grown = CRNN(old)
         grown.load_state_dict(model.state_dict())
         return grown
+    with torch.random.fork_rng():  # the new units' init draws from `seed`, not the caller's stream
+        torch.manual_seed(seed)
+        grown = CRNN(replace(old, hidden=hidden))
     h0, h1 = old.hidden, hidden
     src = model.state_dict()
     dst = grown.state_dict()

@@ -8,7 +8,7 @@ import math
 import random
 import sys
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -141,19 +141,17 @@ def train(cfg: TrainConfig) -> Path:
     torch.manual_seed(cfg.seed)
     precision = resolve_precision(cfg.precision, cfg.device)
     charset = Charset(DEFAULT_ALPHABET)
-    base = None
     if cfg.init_from:
-        from ocrcli.recognition.weights import load_model
+        from ocrcli.recognition.weights import read_metadata
 
-        base, base_info = load_model(cfg.init_from)
+        base_info = read_metadata(cfg.init_from)
         if base_info.alphabet != charset.alphabet:
             raise ModelError(f"{cfg.init_from}: its charset differs from this ocrcli's; it cannot be trained further")
         # The network's shape comes from the file; only the LSTM may grow (train/grow.py).
-        b = base.spec
-        spec = CRNNSpec(num_classes=b.num_classes, height=b.height, channels=b.channels, pools=b.pools,
-                        hidden=cfg.hidden or b.hidden, layers=b.layers, dropout=b.dropout, extra=dict(b.extra))
-        if spec.hidden < b.hidden:
-            raise UsageError(f"--hidden {spec.hidden}: {cfg.init_from} has {b.hidden} LSTM units; a model can grow, not shrink")
+        base_spec = CRNNSpec.from_dict(base_info.spec)
+        spec = replace(base_spec, hidden=cfg.hidden or base_spec.hidden)
+        if spec.hidden < base_spec.hidden:
+            raise UsageError(f"--hidden {spec.hidden}: {cfg.init_from} has {base_spec.hidden} LSTM units; a model can grow, not shrink")
     else:
         spec = CRNNSpec(num_classes=charset.num_classes, height=cfg.height, channels=cfg.channels, hidden=cfg.hidden or 256)
     model = CRNN(spec).to(cfg.device)
@@ -174,13 +172,14 @@ def train(cfg: TrainConfig) -> Path:
         if average is not None and "average" in saved:
             average.load_state_dict(saved["average"])
         _log(f"resumed from {ckpt} at step {state['step']} (best val CER {state['best_cer']:.4f})")
-    elif base is not None:
+    elif cfg.init_from:
+        from ocrcli.recognition.weights import load_model
         from ocrcli.train.grow import widen_lstm
 
+        base, _ = load_model(cfg.init_from)
         model.load_state_dict(widen_lstm(base, spec.hidden, cfg.seed).state_dict())
         grown = f" (LSTM widened from {base.spec.hidden} to {spec.hidden} units, same outputs)" if spec.hidden != base.spec.hidden else ""
         _log(f"initialised from {cfg.init_from}{grown}")
-    del base
 
     _log("loading lines...")
     train_samples: list[LineSample] = []
