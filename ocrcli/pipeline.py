@@ -21,7 +21,7 @@ from ocrcli.output import WRITERS, RunInfo, write_output
 from ocrcli.pages import iter_pages
 from ocrcli.preprocess import is_quarter_turned, preprocess, turn
 from ocrcli.recognition.decode import split_words
-from ocrcli.segment import find_lines, line_box, line_crops
+from ocrcli.segment import find_lines, line_box, line_crops, split_in_two
 
 
 @dataclass
@@ -195,6 +195,7 @@ def recognize_page(page: Page, cfg: RunConfig, recognizer, saver: StageSaver | N
         prepared, found, crops, texts = _upright(page, cfg, recognizer, (prepared, found, crops, texts))
         if on_stage and any(step.get("step") == "orient" for step in prepared.steps):
             on_stage("orient", prepared)
+    found, crops, texts = split_merged(prepared, found, crops, texts, recognizer)
     results = []
     for line, crop, text in zip(found, crops, texts):
         if not text.text.strip() or (not cfg.keep_fragments and is_fragment(text.text, text.confidence)):
@@ -205,6 +206,54 @@ def recognize_page(page: Page, cfg: RunConfig, recognizer, saver: StageSaver | N
     if saver:
         saver.lines(page.number, prepared, [line_box(ln, crop) for ln, crop in zip(found, crops)])
     return PageResult(page.number, width, height, results, prepared.steps, _keep_image(page, cfg))
+
+
+# A found line much taller than the page's typical line is often two lines found as one (touching
+# ascenders and descenders, show-through between them), and the recognizer reads such a crop
+# poorly. Lines over SPLIT_HEIGHT x the page's median line height are also read cut in two at
+# their emptiest middle row, and stay cut when both halves read something and their characters'
+# mean confidence (geometric) beats the whole's by SPLIT_GAIN. On the 89 validation pages: page CER
+# 24.98 -> 23.79%, every set better; 23.8-23.9% for any of 1.25-1.55 x 0.02-0.08.
+SPLIT_HEIGHT = 1.5
+SPLIT_GAIN = 0.05
+
+
+def _char_confidence(texts: list) -> float:
+    """Geometric mean of the probabilities of all characters of ``texts``."""
+    logs = [np.log(max(p, 1e-12)) for t in texts for p in t.char_probs]
+    return float(np.exp(np.mean(logs))) if logs else 0.0
+
+
+def split_merged(prepared: Page, found: list, crops: list, texts: list, recognizer) -> tuple[list, list, list]:
+    """(lines, crops, texts) with each tall line replaced by its two halves where they read better."""
+    if len(found) < 2 or prepared.ink is None:
+        return found, crops, texts
+    typical = float(np.median([ln.bbox.height for ln in found]))
+    halves = {i: pair for i, ln in enumerate(found)
+              if ln.bbox.height > SPLIT_HEIGHT * typical and (pair := split_in_two(prepared.ink, ln, typical))}
+    if not halves:
+        return found, crops, texts
+    trial, first = [], {}  # every line, the tall ones as their halves; where each pair starts
+    for i, ln in enumerate(found):
+        if i in halves:
+            first[i] = len(trial)
+        trial += halves.get(i, (ln,))
+    trial_crops = line_crops(prepared, trial)  # seams recomputed: each half is parted from the other
+    read = recognizer.recognize([trial_crops[first[i] + k].image for i in halves for k in (0, 1)])
+    lines, cut, reading = [], [], []
+    pairs = dict(zip(halves, (read[k:k + 2] for k in range(0, len(read), 2))))
+    for i, (line, crop, text) in enumerate(zip(found, crops, texts)):
+        if i in pairs:
+            pair = pairs[i]
+            if all(t.text.strip() for t in pair) and _char_confidence(pair) > _char_confidence([text]) + SPLIT_GAIN:
+                lines += trial[first[i]:first[i] + 2]
+                cut += trial_crops[first[i]:first[i] + 2]
+                reading += pair
+                continue
+        lines.append(line)
+        cut.append(crop)
+        reading.append(text)
+    return lines, cut, reading
 
 
 # Which way up: the recognizer reads the longest lines of a page a second time, turned by half a

@@ -186,3 +186,58 @@ def test_first_page_segmented_early_is_the_page_the_batch_would_segment(tmp_path
     broken = tmp_path / "broken.png"
     broken.write_bytes(b"\x89PNG\r\n\x1a\n not a png")
     assert EarlyPage(resolve_inputs([str(broken)]).files[0], cfg).take(broken, 1, cfg) is None
+
+
+class _ReadsByHeight:
+    """A recognizer whose confidence depends on the crop's height: ``tall`` (over 70 px: two lines
+    found as one, on these 36-px pages) or short crops read confidently, the others doubtfully."""
+
+    device, model_id, sha256 = "cpu", "fake", "0" * 64
+
+    def __init__(self, tall_reads_well: bool) -> None:
+        self.tall_reads_well = tall_reads_well
+
+    def recognize(self, crops):
+        from ocrcli.recognition.engine import LineText
+
+        out = []
+        for c in crops:
+            p = 0.9 if (c.shape[0] > 70) == self.tall_reads_well else 0.4
+            text = f"line {c.shape[1]}x{c.shape[0]}"
+            out.append(LineText(text, p, tuple(range(len(text))), (p,) * len(text)))
+        return out
+
+
+def _two_lines_found_as_one(monkeypatch):
+    """Make the page's line finder return its second and third lines as one line."""
+    import ocrcli.pipeline as pipeline
+    from ocrcli.documents import BBox, Line
+
+    find = pipeline.find_lines
+
+    def merging(page):
+        lines = find(page)
+        a, b = lines[1].bbox, lines[2].bbox
+        return lines[:1] + [Line(BBox(min(a.x0, b.x0), a.y0, max(a.x1, b.x1), b.y1))] + lines[3:]
+
+    monkeypatch.setattr(pipeline, "find_lines", merging)
+
+
+@pytest.mark.parametrize("tall_reads_well", [False, True])
+def test_a_tall_line_is_read_cut_in_two_and_kept_so_when_the_halves_read_better(tmp_path, monkeypatch, page_png, tall_reads_well):
+    def boxes(out):
+        cfg = RunConfig(formats=("json",), output_dir=tmp_path / out)
+        outcomes, _ = _batch([page_png], cfg, _ReadsByHeight(tall_reads_well))
+        assert outcomes[0].error is None
+        return [ln["bbox"] for ln in json.loads((tmp_path / out / "page.json").read_text(encoding="utf-8"))["pages"][0]["lines"]]
+
+    found = boxes("as-found")
+    _two_lines_found_as_one(monkeypatch)
+    merged = boxes("merged")
+    if tall_reads_well:  # the whole reads better than its halves: kept as one line
+        assert len(merged) == len(LINES) - 1 and merged[1][3] - merged[1][1] > 70
+        return
+    assert len(found) == len(merged) == len(LINES)  # cut in two again: the page's lines, in reading order
+    for (x0, y0, x1, y1), (u0, v0, u1, v1) in zip(found, merged):  # the halves' boxes: the lines' rows, their ink's width
+        assert abs(v0 - y0) <= 2 and abs(v1 - y1) <= 2
+        assert x0 <= u0 and u1 <= x1 and u1 - u0 > 0.85 * (x1 - x0)

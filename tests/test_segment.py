@@ -256,3 +256,17 @@ def test_specks_and_smudges_are_not_lines():
     assert all(ln.bbox.x1 < 1240 for ln in lines)
     unfiltered = find_lines(page, SegmentConfig(line_min_height=0, line_min_width=0))
     assert len(unfiltered) == len(LINES) + 2
+
+
+def test_a_line_is_cut_in_two_between_the_bodies_of_two_lines_found_as_one():
+    from ocrcli.documents import BBox, Line
+    from ocrcli.segment import split_in_two
+
+    page, lines = _lines(render_page(spacing=1.4), deskew=False)
+    upper, lower = lines[1].bbox, lines[2].bbox
+    merged = Line(BBox(min(upper.x0, lower.x0), upper.y0, max(upper.x1, lower.x1), lower.y1))
+    top, bottom = split_in_two(page.ink, merged, float(np.median([ln.bbox.height for ln in lines])))
+    assert upper.y1 - 2 <= top.bbox.y1 <= lower.y0 + 2 and top.bbox.y1 == bottom.bbox.y0
+    for half, line in ((top.bbox, upper), (bottom.bbox, lower)):  # each half spans its line's ink (found boxes are smeared)
+        assert line.x0 <= half.x0 and half.x1 <= line.x1 and half.width > 0.9 * line.width
+    assert split_in_two(np.zeros_like(page.ink), merged, 30.0) is None  # no ink: nothing to cut
