@@ -52,33 +52,40 @@ def line_subset(n: int = 1000) -> Path:
 
 
 def page_split(pages: list[Path]) -> dict[str, float]:
-    """Seconds per page for decode, preprocess, segmentation and recognition (model loaded once)."""
+    """Seconds per page for each step of the page path (model loaded once): decode, preprocess,
+    segmentation, recognition of the lines, the which-way-up check, the re-reading of tall lines."""
     sys.path.insert(0, str(ROOT))
-    from ocrcli.config import PreprocessConfig
+    from ocrcli.config import RunConfig
     from ocrcli.pages import iter_pages
+    from ocrcli.pipeline import _upright, split_merged
     from ocrcli.preprocess import preprocess
     from ocrcli.recognition.engine import Recognizer
     from ocrcli.segment import find_lines, line_crops
 
     rec = Recognizer(device="cpu")
-    totals = {"decode": 0.0, "preprocess": 0.0, "segment": 0.0, "recognize": 0.0}
+    cfg = RunConfig()
+    steps = ("decode", "preprocess", "segment", "recognize", "orient check", "tall lines re-read")
+    totals = dict.fromkeys(steps, 0.0)
     n = 0
     for path in pages:
-        t = time.perf_counter()
+        t = [time.perf_counter()]
         for page in iter_pages(path):
-            t1 = time.perf_counter()
-            totals["decode"] += t1 - t
-            prepared = preprocess(page, PreprocessConfig())
-            t2 = time.perf_counter()
+            t.append(time.perf_counter())
+            prepared = preprocess(page, cfg.preprocess)
+            t.append(time.perf_counter())
             lines = find_lines(prepared)
             crops = line_crops(prepared, lines)
-            t3 = time.perf_counter()
-            rec.recognize([c.image for c in crops])
-            t = time.perf_counter()
-            totals["preprocess"] += t2 - t1
-            totals["segment"] += t3 - t2
-            totals["recognize"] += t - t3
+            t.append(time.perf_counter())
+            texts = rec.recognize([c.image for c in crops])
+            t.append(time.perf_counter())
+            read = _upright(page, cfg, rec, (prepared, lines, crops, texts))
+            t.append(time.perf_counter())
+            split_merged(*read, rec)
+            t.append(time.perf_counter())
+            for k, step in enumerate(steps):
+                totals[step] += t[k + 1] - t[k]
             n += 1
+            t = [time.perf_counter()]
     return {k: v / max(n, 1) for k, v in totals.items()}
 
 
