@@ -244,8 +244,12 @@ def find_lines(page: Page, cfg: SegmentConfig = SegmentConfig()) -> list[Line]:
         else:
             boxes.append([x, y, x + w, y + h])
     boxes = _merge_same_line(boxes, pitch * cfg.merge_gap, barrier)
-    boxes = [b for b in boxes if b[2] - b[0] >= max(cfg.min_width * pitch, cfg.line_min_width * letter)
-             and b[3] - b[1] >= max(cfg.min_height * pitch, cfg.line_min_height * letter)]
+    # Lines are not lower than their letters: where the page's typical line is (a large heading over
+    # a few lines of smaller writing outweighs them in the letter estimate), its height is the letter.
+    wide = [b[3] - b[1] for b in boxes if b[2] - b[0] >= cfg.line_min_width * letter]
+    small = min(letter, float(np.median(wide))) if wide else letter
+    boxes = [b for b in boxes if b[2] - b[0] >= max(cfg.min_width * pitch, cfg.line_min_width * small)
+             and b[3] - b[1] >= max(cfg.min_height * pitch, cfg.line_min_height * small)]
     return [Line(BBox(*b)) for b in reading_order(boxes, text, letter, cfg)]
 
 

@@ -270,3 +270,20 @@ def test_a_line_is_cut_in_two_between_the_bodies_of_two_lines_found_as_one():
     for half, line in ((top.bbox, upper), (bottom.bbox, lower)):  # each half spans its line's ink (found boxes are smeared)
         assert line.x0 <= half.x0 and half.x1 <= line.x1 and half.width > 0.9 * line.width
     assert split_in_two(np.zeros_like(page.ink), merged, 30.0) is None  # no ink: nothing to cut
+
+
+def test_a_large_heading_does_not_make_the_lines_below_it_specks():
+    """A heading in letters two and a half times the body's outweighs three lines of body text in
+    the page's letter estimate (area-weighted); a body line without capitals or descenders is then
+    under 0.6 of that 'letter' high, and the speck filter dropped it."""
+    from PIL import Image, ImageDraw, ImageFont
+
+    from ocrcli.preprocess import text_height
+
+    body = render_page(lines=LINES[:3])
+    heading = Image.new("L", (body.shape[1], 180), 245)
+    ImageDraw.Draw(heading).text((80, 45), "Minutes of the meeting", fill=25, font=ImageFont.load_default(size=90))
+    page, lines = _lines(np.vstack([np.asarray(heading), body]), deskew=False)
+    assert text_height(page.ink) > 40  # the heading's letters, not the body's (about 25 px)
+    assert len(lines) == 4 and lines[0].bbox.height > 80
+    assert all(20 < ln.bbox.height < 40 for ln in lines[1:])
