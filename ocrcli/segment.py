@@ -3,7 +3,7 @@
 Method: remove ruled lines and borders from the ink mask, smear the ink horizontally so the words
 of a line join into one blob, split blobs that span several lines at the valleys of their row
 profile, merge pieces of the same line, and order lines top to bottom, column by column where long
-vertical rules divide the page. Each line's crop is cut between seams, the least-inked paths
+vertical rules divide the page or a white gutter parts two columns of writing. Each line's crop is cut between seams, the least-inked paths
 between its body and its neighbours' bodies.
 """
 
@@ -53,6 +53,13 @@ class SegmentConfig:
     # Ink running on down the page for this many pitches (its gaps under half a letter closed) is
     # not part of horizontal lines: page edges too ragged for the rule finder, text written up the margin.
     vertical_run: float = 2.0
+    # Two columns of writing with no rule between them: a white gutter at least gutter_width
+    # letters wide that no line crosses (lines as wide as most of the page, headings, may), with
+    # gutter_lines lines or more side by side on each side, and each side's lines long (a median of
+    # column_line letters or more, half its column's width): prose, not a form's labels and values.
+    gutter_width: float = 1.0
+    gutter_lines: int = 3
+    column_line: float = 10.0
 
 
 def vertical_rules(ink: np.ndarray, letter: float) -> np.ndarray:
@@ -277,14 +284,63 @@ def split_in_two(ink: np.ndarray, line: Line, line_height: float) -> tuple[Line,
 
 def reading_order(boxes: list[list[int]], text: TextInk, letter: float, cfg: SegmentConfig = SegmentConfig()) -> list[list[int]]:
     """The boxes in reading order: top to bottom; column by column between long vertical rules
-    (``text``: the page's ``text_ink``), a table's header first, row by row."""
+    (``text``: the page's ``text_ink``), a table's header first, row by row; without rules, two
+    columns of writing parted by a white gutter one after the other."""
     columns = column_rules(text.rules, boxes, cfg.column_rule)
     header = header_rule(text.horizontal, letter, text.pitch, columns, boxes, cfg) if len(columns) >= cfg.header_columns else None
     if header is None:
-        return _reading_order(boxes, columns)
+        return _reading_order(boxes, columns) if columns else _column_order(boxes, letter, cfg)
     above = [b for b in boxes if b[1] + b[3] < 2 * header]
     below = [b for b in boxes if b[1] + b[3] >= 2 * header]
     return _reading_order(above) + _reading_order(below, columns)
+
+
+def gutter(boxes: list[list[int]], letter: float, cfg: SegmentConfig = SegmentConfig()) -> int | None:
+    """x of the middle of a white gutter between two columns of writing, or None (see
+    ``SegmentConfig.gutter_width``); the widest where there are several."""
+    if len(boxes) < 2 * cfg.gutter_lines:
+        return None
+    left, right = min(b[0] for b in boxes), max(b[2] for b in boxes)
+    narrow = [b for b in boxes if b[2] - b[0] < 0.6 * (right - left)]
+    covered = np.zeros(right - left, bool)
+    for b in narrow:
+        covered[b[0] - left:b[2] - left] = True
+    change = np.diff(np.r_[0, (~covered).astype(np.int8), 0])
+    best, widest = None, 0
+    for a, z in zip(np.flatnonzero(change == 1), np.flatnonzero(change == -1)):  # free columns a..z-1
+        if z - a < cfg.gutter_width * letter or z - a <= widest:
+            continue
+        sides = ([b for b in narrow if b[2] <= left + a], [b for b in narrow if b[0] >= left + z])
+        if min(len(side) for side in sides) < cfg.gutter_lines:
+            continue
+        spans = [(min(b[1] for b in side), max(b[3] for b in side)) for side in sides]
+        if min(spans[0][1], spans[1][1]) - max(spans[0][0], spans[1][0]) < 0.5 * min(y1 - y0 for y0, y1 in spans):
+            continue  # one above the other, not side by side
+        columns = ((left, left + a), (left + z, right))
+        if all(np.median([b[2] - b[0] for b in side]) >= max(cfg.column_line * letter, 0.5 * (x1 - x0))
+               for side, (x0, x1) in zip(sides, columns)):
+            best, widest = left + (a + z) // 2, z - a
+    return best
+
+
+def _column_order(boxes: list[list[int]], letter: float, cfg: SegmentConfig) -> list[list[int]]:
+    """Reading order of a page without column rules: where two columns of writing stand side by side
+    (``gutter``), the left column, then the right; lines across the gutter (headings) are read in
+    their place, between the stretches of columns above and below them."""
+    x = gutter(boxes, letter, cfg)
+    if x is None:
+        return _reading_order(boxes)
+    across = sorted((b for b in boxes if b[0] < x < b[2]), key=lambda b: b[1] + b[3])
+    rest = [b for b in boxes if not b[0] < x < b[2]]
+    out: list[list[int]] = []
+    for k, limit in enumerate([b[1] + b[3] for b in across] + [float("inf")]):
+        stretch = [b for b in rest if b[1] + b[3] < limit]
+        rest = [b for b in rest if b[1] + b[3] >= limit]
+        for side in ([b for b in stretch if b[0] + b[2] < 2 * x], [b for b in stretch if b[0] + b[2] >= 2 * x]):
+            out += _column_order(side, letter, cfg)
+        if k < len(across):
+            out.append(across[k])
+    return out
 
 
 def column_rules(rules: np.ndarray, boxes: list[list[int]], share: float) -> list[int]:

@@ -287,3 +287,42 @@ def test_a_large_heading_does_not_make_the_lines_below_it_specks():
     assert text_height(page.ink) > 40  # the heading's letters, not the body's (about 25 px)
     assert len(lines) == 4 and lines[0].bbox.height > 80
     assert all(20 < ln.bbox.height < 40 for ln in lines[1:])
+
+
+def _columns_page(left: list[str], right: list[str], heading: str | None = None, gap: int = 80) -> np.ndarray:
+    """Two columns of lines (36-px letters) side by side, ``gap`` px apart, under an optional heading."""
+    from PIL import Image, ImageDraw, ImageFont
+
+    font = ImageFont.load_default(size=36)
+    top = 160 if heading else 80
+    im = Image.new("L", (1200 + gap, top + 80 * max(len(left), len(right)) + 80), 245)
+    draw = ImageDraw.Draw(im)
+    if heading:
+        draw.text((80, 60), heading, fill=25, font=font)
+    for i, text in enumerate(left):
+        draw.text((80, top + 80 * i), text, fill=25, font=font)
+    for i, text in enumerate(right):
+        draw.text((600 + gap, top + 80 * i), text, fill=25, font=font)
+    return np.asarray(im)
+
+
+def test_two_columns_of_writing_are_read_one_after_the_other():
+    """No rule between them, only a white gutter: the left column, then the right; a heading
+    across both is read first."""
+    left = ["The first column starts", "here and it goes on", "for a few more lines", "until it ends here."]
+    right = ["Then the second one", "begins at the top and", "runs down the page", "to its own end."]
+    heading = "A heading that runs across both of the two columns below"
+    page, lines = _lines(_columns_page(left, right, heading), deskew=False)
+    assert len(lines) == 9
+    assert lines[0].bbox.x1 - lines[0].bbox.x0 > 1000  # the heading
+    xs = [ln.bbox.x0 for ln in lines[1:]]
+    assert all(x < 300 for x in xs[:4]) and all(x > 600 for x in xs[4:])
+    assert [ln.bbox.y0 for ln in lines[1:5]] == sorted(ln.bbox.y0 for ln in lines[1:5])
+
+
+def test_a_form_is_read_row_by_row():
+    """Short labels beside their values (a gutter between them too): row by row, label then value."""
+    page, lines = _lines(_columns_page(["Name:", "Born:", "Address:", "Date:"],
+                                       ["Anna Smith", "12 May 1950", "3 High Street", "1 June 2026"]), deskew=False)
+    assert len(lines) == 8
+    assert [ln.bbox.x0 < 600 for ln in lines] == [True, False] * 4
