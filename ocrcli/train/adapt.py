@@ -25,7 +25,7 @@ from ocrcli.errors import InputError, OcrError
 from ocrcli.inputs import InputFile
 from ocrcli.metrics import ErrorCounter
 from ocrcli.pages import iter_pages
-from ocrcli.pipeline import segment_page
+from ocrcli.pipeline import segment_page, split_merged
 from ocrcli.recognition.charset import Charset
 from ocrcli.recognition.decode import greedy_decode
 from ocrcli.recognition.lineimage import normalize_line
@@ -96,6 +96,8 @@ def collect_lines(inputs: list[tuple[InputFile, str]], cfg: RunConfig, recognize
         try:
             for page in iter_pages(f.path, cfg.dpi, cfg.preprocess.exif_orientation, lambda e: on_error(str(e))):
                 prepared, found, page_crops = segment_page(page, cfg)
+                # Tall lines cut in two where the halves read better, as `ocr recognize` does.
+                found, page_crops, _ = split_merged(prepared, found, page_crops, recognizer.recognize([c.image for c in page_crops]), recognizer)
                 crops += [c.image for c in page_crops]
                 boxes += [(page.number, prepared.to_source(line_box(line, crop))[0]) for line, crop in zip(found, page_crops)]
         except InputError as exc:
