@@ -3,8 +3,8 @@
 Method: remove ruled lines and borders from the ink mask, smear the ink horizontally so the words
 of a line join into one blob, split blobs that span several lines at the valleys of their row
 profile, merge pieces of the same line, and order lines top to bottom, column by column where long
-vertical rules divide the page or a white gutter parts two columns of writing. Each line's crop is cut between seams, the least-inked paths
-between its body and its neighbours' bodies.
+vertical rules divide the page or a white gutter parts two columns of writing. Each line's crop is
+cut between seams, the least-inked paths between its body and its neighbours' bodies.
 """
 
 from __future__ import annotations
