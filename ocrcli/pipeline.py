@@ -192,7 +192,7 @@ def recognize_page(page: Page, cfg: RunConfig, recognizer, saver: StageSaver | N
     prepared, found, crops = segmented if segmented is not None else segment_page(page, cfg, on_stage)
     texts = recognizer.recognize([c.image for c in crops])
     if cfg.preprocess.orient:
-        prepared, found, crops, texts = _upright(page, cfg, recognizer, (prepared, found, crops, texts))
+        prepared, found, crops, texts = upright(page, cfg, recognizer, (prepared, found, crops, texts))
         if on_stage and any(step.get("step") == "orient" for step in prepared.steps):
             on_stage("orient", prepared)
     found, crops, texts = split_merged(prepared, found, crops, texts, recognizer)
@@ -224,8 +224,9 @@ def _char_confidence(texts: list) -> float:
     return float(np.exp(np.mean(logs))) if logs else 0.0
 
 
-def split_merged(prepared: Page, found: list, crops: list, texts: list, recognizer) -> tuple[list, list, list]:
-    """(lines, crops, texts) with each tall line replaced by its two halves where they read better."""
+def split_merged(prepared: Page, found: list, crops: list, texts: list | None, recognizer) -> tuple[list, list, list | None]:
+    """(lines, crops, texts) with each tall line replaced by its two halves where they read better.
+    ``texts``: the lines' readings, or None to read only the tall lines (texts None back)."""
     if len(found) < 2 or prepared.ink is None:
         return found, crops, texts
     typical = float(np.median([ln.bbox.height for ln in found]))
@@ -239,21 +240,22 @@ def split_merged(prepared: Page, found: list, crops: list, texts: list, recogniz
             first[i] = len(trial)
         trial += halves.get(i, (ln,))
     trial_crops = line_crops(prepared, trial)  # seams recomputed: each half is parted from the other
-    read = recognizer.recognize([trial_crops[first[i] + k].image for i in halves for k in (0, 1)])
+    read = recognizer.recognize([trial_crops[first[i] + k].image for i in halves for k in (0, 1)]
+                                + ([crops[i].image for i in halves] if texts is None else []))
+    pairs = dict(zip(halves, (read[k:k + 2] for k in range(0, 2 * len(halves), 2))))
+    whole = dict(zip(halves, read[2 * len(halves):])) if texts is None else {i: texts[i] for i in halves}
     lines, cut, reading = [], [], []
-    pairs = dict(zip(halves, (read[k:k + 2] for k in range(0, len(read), 2))))
-    for i, (line, crop, text) in enumerate(zip(found, crops, texts)):
-        if i in pairs:
-            pair = pairs[i]
-            if all(t.text.strip() for t in pair) and _char_confidence(pair) > _char_confidence([text]) + SPLIT_GAIN:
-                lines += trial[first[i]:first[i] + 2]
-                cut += trial_crops[first[i]:first[i] + 2]
-                reading += pair
-                continue
-        lines.append(line)
-        cut.append(crop)
-        reading.append(text)
-    return lines, cut, reading
+    for i, (line, crop) in enumerate(zip(found, crops)):
+        pair = pairs.get(i)
+        if pair and all(t.text.strip() for t in pair) and _char_confidence(pair) > _char_confidence([whole[i]]) + SPLIT_GAIN:
+            lines += trial[first[i]:first[i] + 2]
+            cut += trial_crops[first[i]:first[i] + 2]
+            reading += pair
+        else:
+            lines.append(line)
+            cut.append(crop)
+            reading.append(texts[i] if texts is not None else None)
+    return lines, cut, reading if texts is not None else None
 
 
 # Which way up: the recognizer reads the longest lines of a page a second time, turned by half a
@@ -279,7 +281,7 @@ def _way_up(crops: list, texts: list, recognizer) -> tuple[tuple[float, float], 
     return means, max(sum(t.confidence * len(t.text) for t in read) for read in (as_cut, turned))
 
 
-def _upright(page: Page, cfg: RunConfig, recognizer, read: tuple) -> tuple:
+def upright(page: Page, cfg: RunConfig, recognizer, read: tuple) -> tuple:
     """(prepared page, lines, crops, texts) of the page read the right way up (``read``: as given)."""
     readings = [(read, *_way_up(read[2], read[3], recognizer))]
     if read[0].ink is not None and is_quarter_turned(read[0].ink, cfg.preprocess.max_deskew_degrees):

@@ -112,7 +112,7 @@ def upscale(page: Page, min_height: int) -> Page:
 # A page may be turned a quarter when the ink's column profile is at least this share of its row
 # profile's sharpness. On the 89 validation pages the ratio column/row is at most 0.77 upright and at
 # least 1.30 turned by 90 degrees (the two scores swap); short pages and tables with aligned columns
-# can pass it upright, so the recognizer decides (``pipeline._upright``): passing only costs a
+# can pass it upright, so the recognizer decides (``pipeline.upright``): passing only costs a
 # second reading of the page turned a quarter.
 QUARTER_TURN_RATIO = 0.9
 

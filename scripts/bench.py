@@ -57,7 +57,7 @@ def page_split(pages: list[Path]) -> dict[str, float]:
     sys.path.insert(0, str(ROOT))
     from ocrcli.config import RunConfig
     from ocrcli.pages import iter_pages
-    from ocrcli.pipeline import _upright, split_merged
+    from ocrcli.pipeline import split_merged, upright
     from ocrcli.preprocess import preprocess
     from ocrcli.recognition.engine import Recognizer
     from ocrcli.segment import find_lines, line_crops
@@ -78,7 +78,7 @@ def page_split(pages: list[Path]) -> dict[str, float]:
             t.append(time.perf_counter())
             texts = rec.recognize([c.image for c in crops])
             t.append(time.perf_counter())
-            read = _upright(page, cfg, rec, (prepared, lines, crops, texts))
+            read = upright(page, cfg, rec, (prepared, lines, crops, texts))
             t.append(time.perf_counter())
             split_merged(*read, rec)
             t.append(time.perf_counter())

@@ -241,3 +241,19 @@ def test_a_tall_line_is_read_cut_in_two_and_kept_so_when_the_halves_read_better(
     for (x0, y0, x1, y1), (u0, v0, u1, v1) in zip(found, merged):  # the halves' boxes: the lines' rows, their ink's width
         assert abs(v0 - y0) <= 2 and abs(v1 - y1) <= 2
         assert x0 <= u0 and u1 <= x1 and u1 - u0 > 0.85 * (x1 - x0)
+
+
+def test_the_tall_line_check_can_read_only_the_tall_lines(page_png):
+    """`ocr adapt` has no readings of its lines yet: split_merged reads the tall ones whole itself."""
+    from ocrcli.documents import BBox, Line
+    from ocrcli.pages import iter_pages
+    from ocrcli.pipeline import segment_page, split_merged
+    from ocrcli.segment import line_crops
+
+    prepared, found, crops = segment_page(next(iter_pages(page_png)), RunConfig())
+    a, b = found[1].bbox, found[2].bbox
+    merged = found[:1] + [Line(BBox(min(a.x0, b.x0), a.y0, max(a.x1, b.x1), b.y1))] + found[3:]
+    lines, cut, texts = split_merged(prepared, merged, line_crops(prepared, merged), None, _ReadsByHeight(False))
+    assert texts is None and len(lines) == len(cut) == len(LINES)
+    lines, _, texts = split_merged(prepared, merged, line_crops(prepared, merged), None, _ReadsByHeight(True))
+    assert texts is None and len(lines) == len(LINES) - 1

@@ -97,8 +97,7 @@ def collect_lines(inputs: list[tuple[InputFile, str]], cfg: RunConfig, recognize
             for page in iter_pages(f.path, cfg.dpi, cfg.preprocess.exif_orientation, lambda e: on_error(str(e))):
                 prepared, found, page_crops = segment_page(page, cfg)
                 # Tall lines cut in two where the halves read better, as `ocr recognize` does.
-                texts = recognizer.recognize([c.image for c in page_crops])
-                found, page_crops, _ = split_merged(prepared, found, page_crops, texts, recognizer)
+                found, page_crops, _ = split_merged(prepared, found, page_crops, None, recognizer)
                 crops += [c.image for c in page_crops]
                 boxes += [(page.number, prepared.to_source(line_box(line, crop))[0]) for line, crop in zip(found, page_crops)]
         except InputError as exc:
