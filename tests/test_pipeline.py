@@ -148,6 +148,13 @@ def test_short_low_confidence_lines_are_dropped_unless_kept(tmp_path, page_png):
     assert is_fragment("de 7", 0.1) and is_fragment("Je suit de", 0.29)
     assert not is_fragment("de 7", 0.5)  # confident: a real short line (a date, a number)
     assert not is_fragment("Ceci est mon testament", 0.1)  # long: kept whatever its confidence
+    assert is_fragment("1", 0.45) and not is_fragment("1", 0.9)  # a lone doubtful character; a page number
+    # a rule's remnant read as "7" in a box 10 heights wide; the same box with a whole line's text
+    from ocrcli.documents import BBox
+
+    assert is_fragment("7", 0.9, BBox(0, 0, 800, 80)) and not is_fragment("7", 0.9, BBox(0, 0, 80, 80))
+    assert not is_fragment("Ceci est mon testament", 0.9, BBox(0, 0, 800, 80))
+    assert not is_fragment("12 mai", 0.9, BBox(0, 0, 300, 60))
 
     class Doubtful(FakeRecognizer):
         """Reads the first line as a low-confidence fragment, the others as confident text."""
