@@ -9,6 +9,7 @@ cut between seams, the least-inked paths between its body and its neighbours' bo
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass
 from typing import NamedTuple
 
@@ -60,6 +61,16 @@ class SegmentConfig:
     gutter_width: float = 1.0
     gutter_lines: int = 3
     column_line: float = 10.0
+    # Words written between lines (segment.interlinear): ink touching no line's body (its row
+    # +- insert_band letters), gathered along the row over insert_smear pitches into clusters at
+    # least insert_width letters wide and insert_height letters tall, with insert_ink of their box
+    # (a letter tall) inked.
+    insert_band: float = 0.3
+    insert_smear: float = 0.5
+    insert_width: float = 2.5
+    insert_height: float = 0.3
+    insert_ink: float = 0.08
+    insert_join: float = 6.0
 
 
 def vertical_rules(ink: np.ndarray, letter: float) -> np.ndarray:
@@ -200,9 +211,23 @@ class TextInk(NamedTuple):
     pitch: float  # the line pitch
 
 
+# Each thread's last page's text_ink, which interlinear and place_words ask for again after
+# find_lines (the ink array is held, so the same object is the same page; the masks are only read).
+_last_text_ink = threading.local()
+
+
 def text_ink(ink: np.ndarray, letter: float, cfg: SegmentConfig = SegmentConfig()) -> TextInk:
     """The ink that can be text: without scanner borders, straight rules and long vertical runs;
     with the rules taken out and the line pitch."""
+    last = getattr(_last_text_ink, "entry", None)
+    if last is not None and last[0] is ink and last[1] == letter and last[2] == cfg:
+        return last[3]
+    text = _text_ink(ink, letter, cfg)
+    _last_text_ink.entry = (ink, letter, cfg, text)
+    return text
+
+
+def _text_ink(ink: np.ndarray, letter: float, cfg: SegmentConfig) -> TextInk:
     unbordered = remove_border_blobs(ink)
     rules = vertical_rules(unbordered, letter)
     horizontal = horizontal_rules(unbordered, letter)
@@ -280,6 +305,130 @@ def split_in_two(ink: np.ndarray, line: Line, line_height: float) -> tuple[Line,
             return None
         parts.append(Line(BBox(b.x0 + int(cols[0]), b.y0 + a, b.x0 + int(cols[-1]) + 1, b.y0 + z)))
     return parts[0], parts[1]
+
+
+def body_rows(ink: np.ndarray, box: BBox, letter: float) -> np.ndarray:
+    """The row of a line's body at each column of its box: the peaks of its row profile in spans of
+    three letters, fitted with a straight line (weighted by ink; spans over half a letter off the
+    first fit left out), so a slanted line's body is followed from end to end."""
+    width = box.x1 - box.x0
+    win = max(3, int(letter / 2) | 1)
+    span = max(8, int(3 * letter))
+    xs, ys, weights = [], [], []
+    for c0 in range(box.x0, box.x1, span):
+        profile = (ink[box.y0:box.y1, c0:min(box.x1, c0 + span)] > 0).sum(axis=1).astype(np.float64)
+        if profile.sum() < letter:
+            continue
+        xs.append(c0 - box.x0 + span / 2)
+        ys.append(box.y0 + int(np.argmax(np.convolve(profile, np.ones(win), mode="same"))))
+        weights.append(np.sqrt(profile.sum()))
+    if len(xs) < 2:
+        return np.full(width, float(_body_row(ink, box, letter)))
+    xs, ys, weights = np.array(xs), np.array(ys, np.float64), np.array(weights)
+    fit = np.polyfit(xs, ys, 1, w=weights)
+    near = np.abs(np.polyval(fit, xs) - ys) <= letter / 2
+    if near.sum() >= 2:
+        fit = np.polyfit(xs[near], ys[near], 1, w=weights[near])
+    return np.polyval(fit, np.arange(width))
+
+
+def interlinear(page: Page, lines: list[Line], cfg: SegmentConfig = SegmentConfig()) -> list[Line]:
+    """Words written between two lines (an insertion above a line, a correction): ink that touches
+    no line's body, gathered along the row into a cluster at least ``insert_width`` letters wide
+    and ``insert_height`` of a letter tall, dense enough, with a line's body above it and one
+    below it. Ascenders, descenders, dots and accents touch their line's body or are too small."""
+    ink = page.ink
+    if ink is None or len(lines) < 2:
+        return []
+    letter = text_height(ink)
+    if letter is None:
+        return []
+    text = text_ink(ink, letter, cfg)
+    clean = text.clean
+    n, labels = cv2.connectedComponents(clean, connectivity=8)
+    body = np.zeros(clean.shape, bool)
+    half = max(1, int(cfg.insert_band * letter))
+    step = 8
+    middles = []
+    for ln in lines:
+        b = ln.bbox
+        rows = body_rows(clean, b, letter)
+        middles.append(float(np.median(rows)))
+        for c0 in range(b.x0, b.x1, step):
+            r = int(rows[c0 - b.x0])
+            body[max(0, r - half):r + half + 1, c0:min(b.x1, c0 + step)] = True
+    touching = np.zeros(n, bool)
+    touching[np.unique(labels[body])] = True
+    touching[0] = True
+    free = ~touching[labels] & (clean > 0)
+    if not free.any():
+        return []
+    smear = max(3, int(cfg.insert_smear * text.pitch) | 1)
+    gathered = cv2.dilate(free.astype(np.uint8) * 255, cv2.getStructuringElement(cv2.MORPH_RECT, (smear, 1)))
+    m, groups, stats, _ = cv2.connectedComponentsWithStats(gathered, connectivity=8)
+    found = []
+    for i in range(1, m):
+        x, y, w, h, _ = stats[i]
+        if w < cfg.insert_width * letter or h < cfg.insert_height * letter:
+            continue
+        own = free[y:y + h, x:x + w] & (groups[y:y + h, x:x + w] == i)
+        if own.sum() < cfg.insert_ink * w * letter:
+            continue
+        cols = np.nonzero(own.any(axis=0))[0]
+        x0, x1 = x + int(cols[0]), x + int(cols[-1]) + 1
+        over = [mid for ln, mid in zip(lines, middles) if ln.bbox.x0 < x1 and ln.bbox.x1 > x0]
+        if any(mid < y for mid in over) and any(mid > y + h for mid in over):
+            found.append(Line(BBox(x0, y, x1, y + h)))
+    # Clusters side by side on one row are one line (a line the segmenter took into its neighbour
+    # comes back as several clusters, one per word group).
+    joined: list[BBox] = []
+    for box in sorted((ln.bbox for ln in found), key=lambda b: b.x0):
+        for k, other in enumerate(joined):
+            overlap = min(other.y1, box.y1) - max(other.y0, box.y0)
+            if overlap >= 0.5 * min(other.height, box.height) and box.x0 - other.x1 <= cfg.insert_join * letter:
+                joined[k] = BBox(other.x0, min(other.y0, box.y0), max(other.x1, box.x1), max(other.y1, box.y1))
+                break
+        else:
+            joined.append(box)
+    return [Line(box) for box in sorted(joined, key=lambda b: (b.y0, b.x0))]
+
+
+def place_words(page: Page, lines: list[Line], words: list[Line], cfg: SegmentConfig = SegmentConfig()) -> list[Line]:
+    """``lines`` (in their order) with each of ``words`` (``interlinear``'s) after the lowest line
+    above it that it overlaps across, words in one place left to right when they share a row, else
+    top to bottom. In a table (column rules), where ``reading_order`` puts it among the lines."""
+    if page.ink is not None and (letter := text_height(page.ink)) is not None:
+        text = text_ink(page.ink, letter, cfg)
+        boxes = [ln.bbox.to_list() for ln in lines + words]
+        if column_rules(text.rules, boxes, cfg.column_rule):
+            rank = {id(box): k for k, box in enumerate(reading_order(boxes, text, letter, cfg))}
+            ranks = [rank[id(box)] for box in boxes]
+            after = {id(word): max((k for k in range(len(lines)) if ranks[k] < ranks[len(lines) + i]), default=-1)
+                     for i, word in enumerate(words)}
+            return _after_lines(lines, words, lambda word: after[id(word)])
+
+    def lowest_above(word: Line) -> int:
+        middle = (word.bbox.y0 + word.bbox.y1) / 2
+        return max((k for k, ln in enumerate(lines) if (ln.bbox.y0 + ln.bbox.y1) / 2 < middle
+                    and ln.bbox.x0 < word.bbox.x1 and ln.bbox.x1 > word.bbox.x0), default=-1)
+
+    return _after_lines(lines, words, lowest_above)
+
+
+def _after_lines(lines: list[Line], words: list[Line], after) -> list[Line]:
+    """``lines`` with each word after the line at index ``after(word)`` (-1: before them all)."""
+    slots: dict[int, list[Line]] = {}
+    for word in words:
+        slots.setdefault(after(word), []).append(word)
+    placed: list[Line] = []
+    for k in range(-1, len(lines)):
+        if k >= 0:
+            placed.append(lines[k])
+        group = slots.get(k, [])
+        middles = [(w.bbox.y0 + w.bbox.y1) / 2 for w in group]
+        one_row = group and max(middles) - min(middles) < min(w.bbox.height for w in group)
+        placed += sorted(group, key=(lambda w: w.bbox.x0) if one_row else (lambda w: w.bbox.y0 + w.bbox.y1))
+    return placed
 
 
 def reading_order(boxes: list[list[int]], text: TextInk, letter: float, cfg: SegmentConfig = SegmentConfig()) -> list[list[int]]:

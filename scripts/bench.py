@@ -53,18 +53,19 @@ def line_subset(n: int = 1000) -> Path:
 
 def page_split(pages: list[Path]) -> dict[str, float]:
     """Seconds per page for each step of the page path (model loaded once): decode, preprocess,
-    segmentation, recognition of the lines, the which-way-up check, the re-reading of tall lines."""
+    segmentation, recognition of the lines, the which-way-up check, the re-reading of tall lines,
+    the words between lines."""
     sys.path.insert(0, str(ROOT))
     from ocrcli.config import RunConfig
     from ocrcli.pages import iter_pages
-    from ocrcli.pipeline import split_merged, upright
+    from ocrcli.pipeline import add_interlinear, split_merged, upright
     from ocrcli.preprocess import preprocess
     from ocrcli.recognition.engine import Recognizer
     from ocrcli.segment import find_lines, line_crops
 
     rec = Recognizer(device="cpu")
     cfg = RunConfig()
-    steps = ("decode", "preprocess", "segment", "recognize", "orient check", "tall lines re-read")
+    steps = ("decode", "preprocess", "segment", "recognize", "orient check", "tall lines re-read", "words between lines")
     totals = dict.fromkeys(steps, 0.0)
     n = 0
     for path in pages:
@@ -80,7 +81,9 @@ def page_split(pages: list[Path]) -> dict[str, float]:
             t.append(time.perf_counter())
             read = upright(page, cfg, rec, (prepared, lines, crops, texts))
             t.append(time.perf_counter())
-            split_merged(*read, rec)
+            found, crops, texts = split_merged(*read, rec)
+            t.append(time.perf_counter())
+            add_interlinear(read[0], found, crops, texts, rec)
             t.append(time.perf_counter())
             for k, step in enumerate(steps):
                 totals[step] += t[k + 1] - t[k]

@@ -264,3 +264,46 @@ def test_the_tall_line_check_can_read_only_the_tall_lines(page_png):
     assert texts is None and len(lines) == len(cut) == len(LINES)
     lines, _, texts = split_merged(prepared, merged, line_crops(prepared, merged), None, _ReadsByHeight(True))
     assert texts is None and len(lines) == len(LINES) - 1
+
+
+class _ReadsWords:
+    """Reads crops under 30 px tall (the small word written between lines below) as ``word`` at
+    ``confidence``, the lines (36-px text) as their size at 0.9."""
+
+    device, model_id, sha256 = "cpu", "fake", "0" * 64
+
+    def __init__(self, word: str, confidence: float) -> None:
+        self.word, self.confidence = word, confidence
+
+    def recognize(self, crops):
+        from ocrcli.recognition.engine import LineText
+
+        out = []
+        for c in crops:
+            text, p = (self.word, self.confidence) if c.shape[0] < 30 else (f"line {c.shape[1]}x{c.shape[0]}", 0.9)
+            out.append(LineText(text, p, tuple(range(len(text))), (p,) * len(text)))
+        return out
+
+
+@pytest.mark.parametrize("word, confidence, kept", [("inserted", 0.9, True), ("inserted", 0.3, False), ("in", 0.9, False)])
+def test_a_word_written_between_lines_is_read_as_a_line_of_its_own(tmp_path, word, confidence, kept):
+    """Kept when it reads confidently as a word: after the line above it, and the line below it
+    (whose box took it in) read again without it; else the page reads as if it were not found."""
+    from PIL import ImageDraw, ImageFont
+
+    im = Image.fromarray(render_page(LINES, size=36, spacing=2.6))
+    ImageDraw.Draw(im).text((400, 80 + int(36 * 2.6) - 14), "inserted here", fill=25, font=ImageFont.load_default(size=22))
+    im.save(tmp_path / "page.png")
+    cfg = RunConfig(formats=("json",), output_dir=tmp_path / "out")
+    outcomes, _ = _batch([tmp_path / "page.png"], cfg, _ReadsWords(word, confidence))
+    assert outcomes[0].error is None
+    lines = json.loads((tmp_path / "out" / "page.json").read_text(encoding="utf-8"))["pages"][0]["lines"]
+    texts = [ln["text"] for ln in lines]
+    if not kept:
+        assert len(texts) == len(LINES) and word not in texts
+        assert lines[1]["bbox"][3] - lines[1]["bbox"][1] > 45  # the second line's box still takes the word in
+        return
+    assert len(texts) == len(LINES) + 1 and texts[1] == word
+    x0, y0, x1, y1 = lines[1]["bbox"]
+    assert 390 <= x0 and x1 <= 560 and y1 <= lines[2]["bbox"][1] + 15
+    assert lines[2]["bbox"][3] - lines[2]["bbox"][1] < 45  # the line below, cut and read without the word

@@ -326,3 +326,37 @@ def test_a_form_is_read_row_by_row():
                                        ["Anna Smith", "12 May 1950", "3 High Street", "1 June 2026"]), deskew=False)
     assert len(lines) == 8
     assert [ln.bbox.x0 < 600 for ln in lines] == [True, False] * 4
+
+
+def test_a_word_written_between_two_lines_is_found_on_its_own():
+    from PIL import Image, ImageDraw, ImageFont
+
+    from ocrcli.segment import interlinear
+
+    image = render_page(LINES, size=36, spacing=2.6)
+    im = Image.fromarray(image)
+    pitch = int(36 * 2.6)
+    # a smaller word written just above the second line, touching it: found as part of it
+    ImageDraw.Draw(im).text((400, 80 + pitch - 14), "inserted here", fill=25, font=ImageFont.load_default(size=22))
+    page, lines = _lines(np.asarray(im))
+    words = interlinear(page, lines)
+    assert len(words) == 1
+    y = (words[0].bbox.y0 + words[0].bbox.y1) / 2
+    above = [ln for ln in lines if (ln.bbox.y0 + ln.bbox.y1) / 2 < y]
+    below = [ln for ln in lines if (ln.bbox.y0 + ln.bbox.y1) / 2 > y]
+    assert above and below and words[0].bbox.width > 3 * 22
+    assert interlinear(*_lines(render_page(LINES, size=36, spacing=2.6))) == []  # none on a clean page
+
+
+def test_words_between_lines_are_placed_after_the_line_above_them_left_to_right():
+    from ocrcli.documents import BBox, Line
+    from ocrcli.segment import place_words
+
+    blank = np.full((400, 800), 245, np.uint8)
+    page = Page(blank, 1, (800, 400), ink=np.zeros_like(blank))
+    lines = [Line(BBox(40, 80, 680, 120)), Line(BBox(40, 160, 680, 216)), Line(BBox(40, 270, 640, 300))]
+    right, left, lower = Line(BBox(450, 150, 560, 170)), Line(BBox(60, 148, 170, 168)), Line(BBox(300, 230, 400, 250))
+    placed = place_words(page, lines, [right, lower, left])
+    assert placed == [lines[0], left, right, lines[1], lower, lines[2]]
+    above_all = Line(BBox(100, 20, 300, 40))
+    assert place_words(page, lines, [above_all])[0] is above_all

@@ -25,7 +25,7 @@ from ocrcli.errors import InputError, OcrError
 from ocrcli.inputs import InputFile
 from ocrcli.metrics import ErrorCounter
 from ocrcli.pages import iter_pages
-from ocrcli.pipeline import segment_page, split_merged
+from ocrcli.pipeline import add_interlinear, segment_page, split_merged
 from ocrcli.recognition.charset import Charset
 from ocrcli.recognition.decode import greedy_decode
 from ocrcli.recognition.lineimage import normalize_line
@@ -96,8 +96,11 @@ def collect_lines(inputs: list[tuple[InputFile, str]], cfg: RunConfig, recognize
         try:
             for page in iter_pages(f.path, cfg.dpi, cfg.preprocess.exif_orientation, lambda e: on_error(str(e))):
                 prepared, found, page_crops = segment_page(page, cfg)
-                # Tall lines cut in two where the halves read better, as `ocr recognize` does.
+                # Tall lines cut in two where the halves read better, as `ocr recognize` does; words
+                # between lines as lines of their own (all of them: those that match no transcript
+                # line are left out by the alignment).
                 found, page_crops, _ = split_merged(prepared, found, page_crops, None, recognizer)
+                found, page_crops, _ = add_interlinear(prepared, found, page_crops, None, recognizer)
                 crops += [c.image for c in page_crops]
                 boxes += [(page.number, prepared.to_source(line_box(line, crop))[0]) for line, crop in zip(found, page_crops)]
         except InputError as exc:
