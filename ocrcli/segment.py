@@ -64,7 +64,7 @@ class SegmentConfig:
     # Words written between lines (segment.interlinear): ink touching no line's body (its row
     # +- insert_band letters), gathered along the row over insert_smear pitches into clusters at
     # least insert_width letters wide and insert_height letters tall, with insert_ink of their box
-    # (a letter tall) inked.
+    # (a letter tall) inked; clusters on one row less than insert_join letters apart are one line.
     insert_band: float = 0.3
     insert_smear: float = 0.5
     insert_width: float = 2.5
@@ -378,19 +378,11 @@ def interlinear(page: Page, lines: list[Line], cfg: SegmentConfig = SegmentConfi
         x0, x1 = x + int(cols[0]), x + int(cols[-1]) + 1
         over = [mid for ln, mid in zip(lines, middles) if ln.bbox.x0 < x1 and ln.bbox.x1 > x0]
         if any(mid < y for mid in over) and any(mid > y + h for mid in over):
-            found.append(Line(BBox(x0, y, x1, y + h)))
+            found.append([x0, int(y), x1, int(y + h)])
     # Clusters side by side on one row are one line (a line the segmenter took into its neighbour
     # comes back as several clusters, one per word group).
-    joined: list[BBox] = []
-    for box in sorted((ln.bbox for ln in found), key=lambda b: b.x0):
-        for k, other in enumerate(joined):
-            overlap = min(other.y1, box.y1) - max(other.y0, box.y0)
-            if overlap >= 0.5 * min(other.height, box.height) and box.x0 - other.x1 <= cfg.insert_join * letter:
-                joined[k] = BBox(other.x0, min(other.y0, box.y0), max(other.x1, box.x1), max(other.y1, box.y1))
-                break
-        else:
-            joined.append(box)
-    return [Line(box) for box in sorted(joined, key=lambda b: (b.y0, b.x0))]
+    joined = _merge_same_line(found, cfg.insert_join * letter)
+    return [Line(BBox(*b)) for b in sorted(joined, key=lambda b: (b[1], b[0]))]
 
 
 def place_words(page: Page, lines: list[Line], words: list[Line], cfg: SegmentConfig = SegmentConfig()) -> list[Line]:
