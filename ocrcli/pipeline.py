@@ -333,7 +333,14 @@ def _read_changed(lines: list, crops: list, old: dict, recognizer) -> dict:
 # ink suggests sideways lines is also read turned a quarter, and the reading with more confidently
 # read characters wins (mean confidence alone is not enough there: a sideways page cut into a few
 # strips can read as confidently as short garbage).
+# The turned lines are read in two steps: the ORIENT_FIRST longest, and the rest of the
+# ORIENT_LINES only when those leave it open (turned within ORIENT_CLEAR of the lines as cut, in
+# mean confidence). On the 89 validation pages the first four longest lines alone were between
+# 0.094 and 0.65 less confident turned (3: down to -0.006); 85 of the 89 pages are clear of 0.15
+# after them, which halves the check's time (see README, "How a page is read").
 ORIENT_LINES = 8
+ORIENT_FIRST = 4
+ORIENT_CLEAR = 0.15
 ORIENT_MARGIN = 0.01
 
 
@@ -343,9 +350,15 @@ def _way_up(crops: list, texts: list, recognizer) -> tuple[tuple[float, float], 
     sample = sorted(range(len(crops)), key=lambda i: -crops[i].image.shape[1])[:ORIENT_LINES]
     if not sample:
         return (0.0, 0.0), 0.0
-    as_cut = [texts[i] for i in sample]
-    turned = recognizer.recognize([np.ascontiguousarray(crops[i].image[::-1, ::-1]) for i in sample])
-    means = tuple(float(np.mean([t.confidence for t in read])) for read in (as_cut, turned))
+    as_cut, turned = [texts[i] for i in sample], []
+    for part in (sample[:ORIENT_FIRST], sample[ORIENT_FIRST:]):
+        if not part:
+            break
+        turned += recognizer.recognize([np.ascontiguousarray(crops[i].image[::-1, ::-1]) for i in part])
+        gap = np.mean([t.confidence for t in as_cut[:len(turned)]]) - np.mean([t.confidence for t in turned])
+        if abs(gap) > ORIENT_CLEAR:
+            break
+    means = tuple(float(np.mean([t.confidence for t in read[:len(turned)]])) for read in (as_cut, turned))
     return means, max(sum(t.confidence * len(t.text) for t in read) for read in (as_cut, turned))
 
 
