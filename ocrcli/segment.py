@@ -614,13 +614,16 @@ def _seam(energy: np.ndarray, step: int) -> np.ndarray:
     h, w = energy.shape
     starts = list(range(0, w, step))
     cost = np.add.reduceat(energy, starts, axis=1) + 1e-3 * np.abs(np.arange(h) - h // 2)[:, None]
-    total = cost[:, 0].copy()
     moves = np.zeros(cost.shape, np.int8)
+    # options[m + 1, r]: the cost of reaching row r from row r + m (m = -1, 0, 1) at the last column.
+    options = np.full((3, h), np.inf)
+    options[1] = cost[:, 0]
     for k in range(1, cost.shape[1]):
-        options = np.vstack([np.r_[np.inf, total[:-1]], total, np.r_[total[1:], np.inf]])
+        options[0, 1:], options[2, :-1] = options[1, :-1], options[1, 1:]
         best = np.argmin(options, axis=0)
-        total = options[best, np.arange(h)] + cost[:, k]
         moves[:, k] = best - 1
+        options[1] = np.min(options, axis=0) + cost[:, k]
+    total = options[1]
     rows = np.empty(cost.shape[1], np.int64)
     rows[-1] = int(np.argmin(total))
     for k in range(cost.shape[1] - 1, 0, -1):
