@@ -6,6 +6,7 @@ lighting-flattened grayscale image for recognition and adds a binary ink mask fo
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
 
 import cv2
@@ -70,6 +71,12 @@ def global_mask(page: Page) -> Page:
     return page.with_image(page.image, ink_mask(page.image), None)
 
 
+# Each thread's last text_height: the segmenter asks for the same page's letter height six or seven
+# times (0.1 s a page of connected components). The ink array is held, so the same object is the
+# same mask; masks are never changed in place once made.
+_last_height = threading.local()
+
+
 def text_height(ink: np.ndarray, page: bool = True) -> float | None:
     """Typical letter height: the area-weighted median height of letter-sized ink components.
 
@@ -78,6 +85,15 @@ def text_height(ink: np.ndarray, page: bool = True) -> float | None:
     letters (rules, borders); off for an image of one line, whose letters are that big.
     Returns None when there is no text.
     """
+    last = getattr(_last_height, "entry", None)
+    if last is not None and last[0] is ink and last[1] == page:
+        return last[2]
+    height = _text_height(ink, page)
+    _last_height.entry = (ink, page, height)
+    return height
+
+
+def _text_height(ink: np.ndarray, page: bool) -> float | None:
     n, _, stats, _ = cv2.connectedComponentsWithStats(ink, connectivity=8)
     if n <= 1:
         return None
