@@ -336,7 +336,7 @@ def _read_changed(lines: list, crops: list, old: dict, recognizer) -> dict:
 # The turned lines are read in two steps: the ORIENT_FIRST longest, and the rest of the
 # ORIENT_LINES only when those leave it open (turned within ORIENT_CLEAR of the lines as cut, in
 # mean confidence). On the 89 validation pages the first four longest lines alone were between
-# 0.094 and 0.65 less confident turned (3: down to -0.006); 85 of the 89 pages are clear of 0.15
+# 0.094 and 0.56 less confident turned (3: down to -0.006); 85 of the 89 pages are clear of 0.15
 # after them, which halves the check's time (see README, "How a page is read").
 ORIENT_LINES = 8
 ORIENT_FIRST = 4
