@@ -6,6 +6,7 @@ lighting-flattened grayscale image for recognition and adds a binary ink mask fo
 
 from __future__ import annotations
 
+import functools
 import threading
 from collections.abc import Callable
 
@@ -71,12 +72,27 @@ def global_mask(page: Page) -> Page:
     return page.with_image(page.image, ink_mask(page.image), None)
 
 
-# Each thread's last text_height: the segmenter asks for the same page's letter height six or seven
-# times (0.1 s a page of connected components). The ink array is held, so the same object is the
-# same mask; masks are never changed in place once made.
-_last_height = threading.local()
+def last_per_thread(fn: Callable) -> Callable:
+    """Remember each thread's last call of ``fn(mask, ...)``: a call with the same mask object and
+    equal other arguments returns that result again. The mask is held, so the same object is the
+    same page; masks are never changed in place once made. (The segmenter asks several stages for
+    the same page's letter height and text ink.)"""
+    local = threading.local()
+
+    @functools.wraps(fn)
+    def remembered(mask: np.ndarray, *args, **kwargs):
+        key = (args, tuple(sorted(kwargs.items())))
+        last = getattr(local, "entry", None)
+        if last is not None and last[0] is mask and last[1] == key:
+            return last[2]
+        result = fn(mask, *args, **kwargs)
+        local.entry = (mask, key, result)
+        return result
+
+    return remembered
 
 
+@last_per_thread
 def text_height(ink: np.ndarray, page: bool = True) -> float | None:
     """Typical letter height: the area-weighted median height of letter-sized ink components.
 
@@ -85,15 +101,6 @@ def text_height(ink: np.ndarray, page: bool = True) -> float | None:
     letters (rules, borders); off for an image of one line, whose letters are that big.
     Returns None when there is no text.
     """
-    last = getattr(_last_height, "entry", None)
-    if last is not None and last[0] is ink and last[1] == page:
-        return last[2]
-    height = _text_height(ink, page)
-    _last_height.entry = (ink, page, height)
-    return height
-
-
-def _text_height(ink: np.ndarray, page: bool) -> float | None:
     n, _, stats, _ = cv2.connectedComponentsWithStats(ink, connectivity=8)
     if n <= 1:
         return None

@@ -9,7 +9,6 @@ cut between seams, the least-inked paths between its body and its neighbours' bo
 
 from __future__ import annotations
 
-import threading
 from dataclasses import dataclass
 from typing import NamedTuple
 
@@ -17,7 +16,7 @@ import cv2
 import numpy as np
 
 from ocrcli.documents import BBox, Line, Page
-from ocrcli.preprocess import percentile_u8, text_height
+from ocrcli.preprocess import last_per_thread, percentile_u8, text_height
 
 
 @dataclass(frozen=True)
@@ -211,23 +210,10 @@ class TextInk(NamedTuple):
     pitch: float  # the line pitch
 
 
-# Each thread's last page's text_ink, which interlinear and place_words ask for again after
-# find_lines (the ink array is held, so the same object is the same page; the masks are only read).
-_last_text_ink = threading.local()
-
-
+@last_per_thread  # interlinear and place_words ask for the page's text ink again after find_lines
 def text_ink(ink: np.ndarray, letter: float, cfg: SegmentConfig = SegmentConfig()) -> TextInk:
     """The ink that can be text: without scanner borders, straight rules and long vertical runs;
     with the rules taken out and the line pitch."""
-    last = getattr(_last_text_ink, "entry", None)
-    if last is not None and last[0] is ink and last[1] == letter and last[2] == cfg:
-        return last[3]
-    text = _text_ink(ink, letter, cfg)
-    _last_text_ink.entry = (ink, letter, cfg, text)
-    return text
-
-
-def _text_ink(ink: np.ndarray, letter: float, cfg: SegmentConfig) -> TextInk:
     unbordered = remove_border_blobs(ink)
     rules = vertical_rules(unbordered, letter)
     horizontal = horizontal_rules(unbordered, letter)
