@@ -256,8 +256,10 @@ def split_merged(prepared: Page, found: list, crops: list, texts: list | None, r
         if i in halves:
             first[i] = len(trial)
         trial += halves.get(i, (ln,))
-    trial_crops = line_crops(prepared, trial)  # seams recomputed: each half is parted from the other
-    read = recognizer.recognize([trial_crops[first[i] + k].image for i in halves for k in (0, 1)]
+    # Seams recomputed: each half is parted from the other (only the halves' crops are cut).
+    want = [first[i] + k for i in halves for k in (0, 1)]
+    half_crops = dict(zip(want, line_crops(prepared, trial, wanted=want)))
+    read = recognizer.recognize([half_crops[k].image for k in want]
                                 + ([crops[i].image for i in halves] if texts is None else []))
     pairs = dict(zip(halves, (read[k:k + 2] for k in range(0, 2 * len(halves), 2))))
     whole = dict(zip(halves, read[2 * len(halves):])) if texts is None else {i: texts[i] for i in halves}
@@ -266,7 +268,7 @@ def split_merged(prepared: Page, found: list, crops: list, texts: list | None, r
         pair = pairs.get(i)
         if pair and all(t.text.strip() for t in pair) and _char_confidence(pair) > _char_confidence([whole[i]]) + SPLIT_GAIN:
             lines += trial[first[i]:first[i] + 2]
-            cut += trial_crops[first[i]:first[i] + 2]
+            cut += [half_crops[first[i]], half_crops[first[i] + 1]]
             reading += pair
         else:
             lines.append(line)
@@ -294,29 +296,30 @@ def add_interlinear(prepared: Page, found: list, crops: list, texts: list | None
     if not words:
         return found, crops, texts
     trial = place_words(prepared, found, words)
-    trial_crops = line_crops(prepared, trial)
     if texts is None:
-        return trial, trial_crops, None
+        return trial, line_crops(prepared, trial), None
+    # The words are cut and read first, on their own; the lines next to them are cut and read
+    # again only around the words kept (most pages keep none).
+    at = {id(ln): k for k, ln in enumerate(trial)}
+    cut = dict(zip(map(id, words), line_crops(prepared, trial, wanted=[at[id(w)] for w in words])))
+    heard = dict(zip(map(id, words), recognizer.recognize([cut[id(w)].image for w in words])))
     old = {id(ln): (crop, text) for ln, crop, text in zip(found, crops, texts)}
-    read = _read_changed(trial, trial_crops, old, recognizer)
-
-    def reading(ln):
-        return read.get(id(ln)) or old[id(ln)][1]
 
     def repeats(word):  # the same ink as a line's it overlaps (a row the line already reads)
         box = word.bbox
-        return any(Levenshtein.normalized_distance(reading(word).text, reading(ln).text) < 0.5 for ln in found
+        return any(Levenshtein.normalized_distance(heard[id(word)].text, old[id(ln)][1].text) < 0.5 for ln in found
                    if ln.bbox.x0 < box.x1 and ln.bbox.x1 > box.x0 and ln.bbox.y0 < box.y1 and ln.bbox.y1 > box.y0)
 
-    kept = [w for w in words if read[id(w)].confidence >= INSERT_CONFIDENCE and not repeats(w)
-            and sum(ch.isalpha() for ch in read[id(w)].text) >= INSERT_LETTERS]
+    kept = [w for w in words if heard[id(w)].confidence >= INSERT_CONFIDENCE and not repeats(w)
+            and sum(ch.isalpha() for ch in heard[id(w)].text) >= INSERT_LETTERS]
     if not kept:
         return found, crops, texts
-    if len(kept) < len(words):  # once more with only the words that read well
+    if len(kept) < len(words):  # placed again with only the words that read well
         trial = place_words(prepared, found, kept)
-        trial_crops = line_crops(prepared, trial)
-        read = _read_changed(trial, trial_crops, old, recognizer)
-    return trial, trial_crops, [reading(ln) for ln in trial]
+    trial_crops = line_crops(prepared, trial)
+    old.update((id(w), (cut[id(w)], heard[id(w)])) for w in kept)
+    read = _read_changed(trial, trial_crops, old, recognizer)
+    return trial, trial_crops, [read.get(id(ln)) or old[id(ln)][1] for ln in trial]
 
 
 def _read_changed(lines: list, crops: list, old: dict, recognizer) -> dict:

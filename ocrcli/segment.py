@@ -617,11 +617,13 @@ def _seam(energy: np.ndarray, step: int) -> np.ndarray:
     return np.repeat(rows, step)[:w]
 
 
-def separating_seams(ink: np.ndarray, lines: list[Line], letter: float) -> list[tuple[int, int, int, np.ndarray]]:
+def separating_seams(ink: np.ndarray, lines: list[Line], letter: float,
+                     wanted: set[int] | None = None) -> list[tuple[int, int, int, np.ndarray]]:
     """Seams between lines and the lines right below them, as (upper line, lower line, first
     column, row at each column). A seam is the least-inked path between the two lines' bodies
     (ink smeared along the row over a letter's width, kept a third of a letter off each body),
-    so touching ascenders and descenders are parted where they cross least ink."""
+    so touching ascenders and descenders are parted where they cross least ink. ``wanted``: only
+    the seams that part these lines (indices) from their neighbours."""
     boxes = np.array([ln.bbox.to_list() for ln in lines], np.int64).reshape(-1, 4)
     body = np.array([_body_row(ink, ln.bbox, letter) for ln in lines], np.int64)
     margin = max(1, int(letter / 3))
@@ -635,7 +637,7 @@ def separating_seams(ink: np.ndarray, lines: list[Line], letter: float) -> list[
             # Only the next line down at these columns: no other line's body between the two.
             span = x1[j] - x0[j]
             between = below & (body < body[j]) & (np.minimum(boxes[:, 2], x1[j]) - np.maximum(boxes[:, 0], x0[j]) > span / 2)
-            if between.any():
+            if between.any() or (wanted is not None and i not in wanted and j not in wanted):
                 continue
             lo, hi = body[i] + margin, body[j] - margin
             if hi - lo < 2:
@@ -659,15 +661,17 @@ def line_box(line: Line, crop: LineCrop) -> BBox:
     return BBox(line.bbox.x0, crop.box.y0, line.bbox.x1, crop.box.y1)
 
 
-def line_crops(page: Page, lines: list[Line], cfg: SegmentConfig = SegmentConfig()) -> list[LineCrop]:
-    """Grayscale crops of each line, cut between the seams that part it from the lines above and
-    below, everything outside them painted paper-coloured.
+def line_crops(page: Page, lines: list[Line], cfg: SegmentConfig = SegmentConfig(),
+               wanted: list[int] | None = None) -> list[LineCrop]:
+    """Grayscale crops of each line (or of the lines at the indices ``wanted``, in that order), cut
+    between the seams that part it from the lines above and below, everything outside them
+    painted paper-coloured.
 
     Training lines were cut along their annotated polygons with the outside painted the paper's
     colour; cutting along seams gives the recognizer the same kind of crop, even where a
     descender touches the next line's ascender (one ink component that belongs to two lines).
     """
-    if not lines:
+    if not lines or wanted == []:
         return []
     image, ink = page.image, page.ink
     letter = text_height(ink) if ink is not None else None
@@ -678,7 +682,8 @@ def line_crops(page: Page, lines: list[Line], cfg: SegmentConfig = SegmentConfig
     # Per line and column of its crop: the seam above (-1: none) and below (h + 1: none).
     tops = [np.full(ln.bbox.x1 - ln.bbox.x0 + 2 * pad, -1, np.int64) for ln in lines]
     bottoms = [np.full(ln.bbox.x1 - ln.bbox.x0 + 2 * pad, h + 1, np.int64) for ln in lines]
-    for i, j, sx, rows in separating_seams(ink, lines, letter) if ink is not None else []:
+    seams = separating_seams(ink, lines, letter, None if wanted is None else set(wanted)) if ink is not None else []
+    for i, j, sx, rows in seams:
         for k, limits, pick in ((i, bottoms, np.minimum), (j, tops, np.maximum)):
             b = lines[k].bbox
             a0, a1 = max(sx, b.x0 - pad), min(sx + len(rows), b.x1 + pad)
@@ -687,7 +692,8 @@ def line_crops(page: Page, lines: list[Line], cfg: SegmentConfig = SegmentConfig
                 part[:] = pick(part, rows[a0 - sx:a1 - sx])
     paper = percentile_u8(image, 90)
     crops = []
-    for ln, top, bottom in zip(lines, tops, bottoms):
+    for k in range(len(lines)) if wanted is None else wanted:
+        ln, top, bottom = lines[k], tops[k], bottoms[k]
         b = ln.bbox
         # A seam lets the crop reach past the box (own strokes the box missed) by up to a letter.
         top = np.where(top < 0, b.y0 - pad, np.maximum(top, b.y0 - reach))

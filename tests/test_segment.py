@@ -193,6 +193,24 @@ def test_a_stray_mark_near_a_line_does_not_stretch_its_crop():
     assert abs(marked.box.height - plain.box.height) <= 3
 
 
+def test_crops_of_some_lines_are_cut_as_among_all():
+    """Cutting only some lines' crops (the pipeline re-cuts the lines next to a change) gives the
+    crops the whole page's cut gives them, seams with their neighbours included."""
+    import cv2
+
+    image = render_page(spacing=1.6).copy()
+    page, lines = _lines(image, deskew=False)
+    middle = (lines[1].bbox.x0 + lines[1].bbox.x1) // 2
+    cv2.line(image, (middle, lines[1].bbox.y1 - 4), (middle, lines[2].bbox.y0 + 4), 25, 4)  # a descender into the next line
+    page, lines = _lines(image, deskew=False)
+    every = line_crops(page, lines)
+    for wanted in ([2], [3, 1], [0, len(lines) - 1]):
+        some = line_crops(page, lines, wanted=wanted)
+        assert [c.box for c in some] == [every[k].box for k in wanted]
+        assert all(np.array_equal(c.image, every[k].image) for c, k in zip(some, wanted))
+    assert line_crops(page, lines, wanted=[]) == []
+
+
 def test_lines_joined_by_a_stroke_are_parted_along_a_seam():
     """A long descender running into the next line makes one ink component of two lines: each
     crop keeps its own line and paints over the part of the stroke past the seam between them,
