@@ -266,6 +266,28 @@ def test_the_tall_line_check_can_read_only_the_tall_lines(page_png):
     assert texts is None and len(lines) == len(LINES) - 1
 
 
+def test_a_column_of_short_marks_does_not_make_the_lines_tall(page_png):
+    """Twenty stitch marks down the page's edge, each found as a short line, outnumber the real
+    lines; the typical line height is weighed by width, so no real line is read again in halves."""
+    from ocrcli.documents import BBox, Line
+    from ocrcli.pages import iter_pages
+    from ocrcli.pipeline import segment_page, split_merged
+
+    class Counting(_ReadsByHeight):
+        read = 0
+
+        def recognize(self, images):
+            self.read += len(images)
+            return super().recognize(images)
+
+    prepared, found, crops = segment_page(next(iter_pages(page_png)), RunConfig())
+    marks = [Line(BBox(2, 20 + 30 * k, 30, 30 + 30 * k)) for k in range(20)]
+    lines, cut = found + marks, crops + crops[:1] * len(marks)
+    reader = Counting(False)
+    out, _, _ = split_merged(prepared, lines, cut, _ReadsByHeight(False).recognize([c.image for c in cut]), reader)
+    assert out == lines and reader.read == 0
+
+
 class _ReadsWords:
     """Reads crops under 30 px tall (the small word written between lines below) as ``word`` at
     ``confidence``, the lines (36-px text) as their size at 0.9."""
