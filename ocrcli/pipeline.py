@@ -20,7 +20,7 @@ from ocrcli.errors import InputError, OcrError, OutputError
 from ocrcli.inputs import InputFile
 from ocrcli.output import WRITERS, RunInfo, write_output
 from ocrcli.pages import iter_pages
-from ocrcli.preprocess import is_quarter_turned, preprocess, turn
+from ocrcli.preprocess import is_quarter_turned, preprocess, turn, weighted_median
 from ocrcli.recognition.decode import split_words
 from ocrcli.segment import find_lines, interlinear, line_box, line_crops, place_words, split_in_two
 
@@ -248,9 +248,7 @@ def split_merged(prepared: Page, found: list, crops: list, texts: list | None, r
         return found, crops, texts
     # The height of the line in the middle of the page's written width: a column of specks or
     # short marks (a binding's stitches down the edge) does not make every real line "tall".
-    heights = np.array([ln.bbox.height for ln in found], np.float64)
-    widths = np.array([ln.bbox.width for ln in found], np.float64)[np.argsort(heights)]
-    typical = float(np.sort(heights)[np.searchsorted(np.cumsum(widths), widths.sum() / 2)])
+    typical = weighted_median(np.array([ln.bbox.height for ln in found]), np.array([ln.bbox.width for ln in found]))
     halves = {i: pair for i, ln in enumerate(found)
               if ln.bbox.height > SPLIT_HEIGHT * typical and (pair := split_in_two(prepared.ink, ln, typical))}
     if not halves:

@@ -112,10 +112,14 @@ def text_height(ink: np.ndarray, page: bool = True) -> float | None:
         keep &= (heights < ink.shape[0] / 4) & (widths < ink.shape[1] / 3)
     if keep.sum() < 3:
         return None
-    heights, areas = heights[keep], areas[keep].astype(np.float64)
-    order = np.argsort(heights)
-    cumulative = np.cumsum(areas[order])
-    return float(heights[order][np.searchsorted(cumulative, cumulative[-1] / 2)])
+    return weighted_median(heights[keep], areas[keep])
+
+
+def weighted_median(values: np.ndarray, weights: np.ndarray) -> float:
+    """The value at which the weights of the smaller values reach half of all the weight."""
+    order = np.argsort(values)
+    cumulative = np.cumsum(np.asarray(weights, np.float64)[order])
+    return float(np.asarray(values)[order][np.searchsorted(cumulative, cumulative[-1] / 2)])
 
 
 def upscale(page: Page, min_height: int) -> Page:
