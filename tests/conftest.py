@@ -56,7 +56,7 @@ class FakeRecognizer:
     def __init__(self) -> None:
         self.calls = 0
 
-    def recognize(self, crops):
+    def recognize(self, crops, decoder=None):
         from ocrcli.recognition.engine import LineText
 
         self.calls += 1

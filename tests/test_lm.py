@@ -223,6 +223,27 @@ def test_c_and_python_searches_agree_on_real_lines():
         assert (fast.labels, fast.frames, fast.probs) == (slow.labels, slow.frames, slow.probs)
 
 
+def test_one_call_can_decode_greedily_and_every_reading_has_its_best_path_confidence():
+    """A beam recognizer asked for greedy decoding reads as a greedy recognizer does, and each line's
+    path_confidence is the greedy reading's confidence whichever decoder gave its text."""
+    import cv2
+
+    from ocrcli.recognition.engine import Recognizer
+    from ocrcli.train.data import read_tsv
+
+    beam, greedy = Recognizer(device="cpu"), Recognizer(device="cpu", decoder="greedy")
+    crops = [cv2.imread(str(path), cv2.IMREAD_GRAYSCALE) for path, _, _ in read_tsv(FIXTURE_LINES)[::25][:12]]
+    by_beam, asked_greedy, by_greedy = beam.recognize(crops), beam.recognize(crops, decoder="greedy"), greedy.recognize(crops)
+    assert [t.text for t in asked_greedy] == [t.text for t in by_greedy]
+    assert [t.path_confidence for t in by_beam] == [t.confidence for t in by_greedy] == [t.path_confidence for t in by_greedy]
+    assert [t.text for t in by_beam] != [t.text for t in by_greedy]  # the language model changes some lines
+    assert any(a.confidence != a.path_confidence for a in by_beam)
+    with pytest.raises(ValueError, match="decoder"):
+        beam.recognize(crops, decoder="bogus")
+    with pytest.raises(ValueError, match="language model"):
+        greedy.recognize(crops, decoder="beam")
+
+
 def test_python_search_runs_where_the_extension_is_missing():
     lm = _lm()
     lm._compiled = False

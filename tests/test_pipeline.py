@@ -159,8 +159,8 @@ def test_short_low_confidence_lines_are_dropped_unless_kept(tmp_path, page_png):
     class Doubtful(FakeRecognizer):
         """Reads the first line as a low-confidence fragment, the others as confident text."""
 
-        def recognize(self, crops):
-            out = super().recognize(crops)
+        def recognize(self, crops, decoder=None):
+            out = super().recognize(crops, decoder)
             return [LineText("3 75", 0.12, (1.0,) * 4, (0.12,) * 4)] + out[1:]
 
     texts = {}
@@ -204,7 +204,7 @@ class _ReadsByHeight:
     def __init__(self, tall_reads_well: bool) -> None:
         self.tall_reads_well = tall_reads_well
 
-    def recognize(self, crops):
+    def recognize(self, crops, decoder=None):
         from ocrcli.recognition.engine import LineText
 
         out = []
@@ -276,9 +276,9 @@ def test_a_column_of_short_marks_does_not_make_the_lines_tall(page_png):
     class Counting(_ReadsByHeight):
         read = 0
 
-        def recognize(self, images):
+        def recognize(self, images, decoder=None):
             self.read += len(images)
-            return super().recognize(images)
+            return super().recognize(images, decoder)
 
     prepared, found, crops = segment_page(next(iter_pages(page_png)), RunConfig())
     marks = [Line(BBox(2, 20 + 30 * k, 30, 30 + 30 * k)) for k in range(20)]
@@ -297,7 +297,7 @@ class _ReadsWords:
     def __init__(self, word: str, confidence: float) -> None:
         self.word, self.confidence = word, confidence
 
-    def recognize(self, crops):
+    def recognize(self, crops, decoder=None):
         from ocrcli.recognition.engine import LineText
 
         out = []

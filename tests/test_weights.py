@@ -29,6 +29,28 @@ def test_model_file_is_self_describing_and_round_trips(tmp_path):
         assert torch.allclose(model(x), loaded(x))
 
 
+def test_batch_norm_folded_into_the_convolutions_reads_the_same(tmp_path):
+    spec = CRNNSpec(num_classes=5, height=16, channels=(4, 6), pools=((2, 2), (2, 2)), hidden=8, layers=1)
+    torch.manual_seed(0)
+    model = CRNN(spec)
+    for layer in model.cnn:  # statistics far from the initial 0 / 1, as after training
+        if isinstance(layer, torch.nn.BatchNorm2d):
+            layer.running_mean.uniform_(-2, 2)
+            layer.running_var.uniform_(0.2, 3)
+            layer.weight.data.uniform_(0.5, 2)
+            layer.bias.data.uniform_(-1, 1)
+    with pytest.raises(RuntimeError, match="eval"):
+        model.fuse_batch_norm()
+    model.eval()
+    x = torch.rand(3, 1, 16, 56)
+    with torch.inference_mode():
+        before = model(x)
+        model.fuse_batch_norm()
+        after = model(x)
+    assert not any(isinstance(layer, torch.nn.BatchNorm2d) for layer in model.cnn)
+    assert torch.allclose(before, after, atol=1e-5)
+
+
 def test_missing_truncated_and_foreign_files_are_model_errors(tmp_path):
     with pytest.raises(ModelError, match="not found"):
         read_metadata(tmp_path / "nope.safetensors")

@@ -69,6 +69,13 @@ class LineText:
     confidence: float
     char_x: tuple[float, ...] = ()  # x of each character of text, in the crop's pixels (from the CTC alignment)
     char_probs: tuple[float, ...] = ()
+    # The best path's confidence (greedy decoding of the same frames; ``confidence`` when not given):
+    # comparable between readings decoded differently, unlike beam and greedy confidences.
+    path_confidence: float | None = None
+
+    def __post_init__(self) -> None:
+        if self.path_confidence is None:
+            object.__setattr__(self, "path_confidence", self.confidence)
 
 
 class Recognizer:
@@ -104,6 +111,7 @@ class Recognizer:
         from ocrcli.recognition.weights import file_sha256, load_model
 
         self.model, self.info = load_model(self.model_path, self.device)
+        self.model.fuse_batch_norm()
         if lm_loading is not None:
             self.lm = lm_loading.result()
         self.sha256 = file_sha256(self.model_path)
@@ -125,20 +133,28 @@ class Recognizer:
     def model_id(self) -> str:
         return self.model_path.stem
 
-    def recognize(self, crops: list[np.ndarray]) -> list[LineText]:
-        """Text and confidence for each crop (uint8 grayscale, dark ink on light paper).
+    def recognize(self, crops: list[np.ndarray], decoder: str | None = None) -> list[LineText]:
+        """Text and confidence for each crop (uint8 grayscale, dark ink on light paper), decoded
+        with ``decoder`` ("greedy" or "beam"; default: the recognizer's own).
 
         Lines wider than ``CHUNK_WIDTH`` model pixels are cut into overlapping pieces, so memory and
         time stay bounded whatever the input; the pieces' frames are stitched before decoding.
         """
+        if decoder not in (None, *DECODERS):
+            raise ValueError(f"decoder must be one of {', '.join(DECODERS)}, not {decoder!r}")
+        if decoder == "beam" and not self.lm:
+            raise ValueError("beam decoding needs the language model: load the recognizer with decoder='beam'")
+        beam = self.lm is not None and decoder != "greedy"
         results: list[LineText] = [LineText("", 0.0)] * len(crops)
         for i, (frames, width) in enumerate(zip(*self._frames(crops))):
             if frames is None:
                 continue
-            decoded = beam_decode(frames, self.charset.alphabet, self.lm) if self.lm else greedy_decode(frames)
+            best_path = greedy_decode(frames)
+            decoded = beam_decode(frames, self.charset.alphabet, self.lm) if beam else best_path
             scale = self.model.spec.width_stride * crops[i].shape[1] / width  # frame -> crop pixels
             xs = tuple((f + 0.5) * scale for f in decoded.frames)
-            results[i] = LineText(self.charset.decode(decoded.labels), decoded.confidence, xs, tuple(decoded.probs))
+            results[i] = LineText(self.charset.decode(decoded.labels), decoded.confidence, xs, tuple(decoded.probs),
+                                  best_path.confidence)
         return results
 
     def log_probs(self, crops: list[np.ndarray]) -> list[np.ndarray | None]:

@@ -83,6 +83,24 @@ class CRNN(nn.Module):
         )
         self.head = nn.Sequential(nn.Dropout(spec.dropout), nn.Linear(2 * spec.hidden, spec.num_classes))
 
+    def fuse_batch_norm(self) -> CRNN:
+        """Fold each batch norm into the convolution before it, for inference only (eval mode): the
+        same outputs up to rounding, and no separate normalisation pass over the feature maps (5% of
+        the CPU forward time). Training needs the unfused network: its state dict no longer matches
+        the model file's."""
+        from torch.nn.utils.fusion import fuse_conv_bn_eval
+
+        if self.training:
+            raise RuntimeError("fuse_batch_norm is for inference: call eval() first")
+        layers, fused = list(self.cnn), []
+        for layer in layers:
+            if isinstance(layer, nn.BatchNorm2d) and fused and isinstance(fused[-1], nn.Conv2d):
+                fused[-1] = fuse_conv_bn_eval(fused[-1], layer)
+            else:
+                fused.append(layer)
+        self.cnn = nn.Sequential(*fused).to(memory_format=torch.channels_last)
+        return self
+
     def output_lengths(self, widths: torch.Tensor) -> torch.Tensor:
         return torch.div(widths, self.spec.width_stride, rounding_mode="floor").clamp(min=1)
 
