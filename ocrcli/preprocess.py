@@ -22,10 +22,27 @@ PAPER = 255
 BAND_ROWS = 256
 
 
+# cv2.calcHist counts in float32, exact up to 2**24: a histogram is summed from bands of fewer pixels.
+HIST_BAND_PIXELS = 1 << 24
+
+
+def histogram_u8(image: np.ndarray) -> np.ndarray:
+    """Pixel count of each of the 256 values of a 2-D uint8 image (int64). cv2.calcHist is 6x as
+    fast as np.bincount, which first copies the image into 8-byte integers."""
+    h, w = image.shape
+    if w > HIST_BAND_PIXELS:
+        return np.bincount(image.ravel(), minlength=256)
+    rows = HIST_BAND_PIXELS // max(w, 1)
+    counts = np.zeros(256, np.int64)
+    for y in range(0, h, rows):
+        counts += cv2.calcHist([image[y:y + rows]], [0], None, [256], [0, 256]).ravel().astype(np.int64)
+    return counts
+
+
 def percentile_u8(image: np.ndarray, q: float) -> float:
     """``np.percentile(image, q)`` of a uint8 image (linear interpolation, the same value) from its
     histogram, without the sorted float64 copy of the whole image."""
-    counts = np.cumsum(np.bincount(image.ravel(), minlength=256))
+    counts = np.cumsum(histogram_u8(image))
     rank = q / 100 * (image.size - 1)
     below = int(rank)
     low = int(np.searchsorted(counts, below, side="right"))
@@ -89,6 +106,12 @@ def last_per_thread(fn: Callable) -> Callable:
         local.entry = (mask, key, result)
         return result
 
+    def remember(mask: np.ndarray, result, *args, **kwargs) -> None:
+        """Make ``result`` this thread's last result for ``fn(mask, *args, **kwargs)`` (a caller that
+        derived it exactly another way)."""
+        local.entry = (mask, (args, tuple(sorted(kwargs.items()))), result)
+
+    remembered.remember = remember
     return remembered
 
 
@@ -101,15 +124,18 @@ def text_height(ink: np.ndarray, page: bool = True) -> float | None:
     letters (rules, borders); off for an image of one line, whose letters are that big.
     Returns None when there is no text.
     """
-    n, _, stats, _ = cv2.connectedComponentsWithStats(ink, connectivity=8)
-    if n <= 1:
-        return None
-    heights = stats[1:, cv2.CC_STAT_HEIGHT]
-    widths = stats[1:, cv2.CC_STAT_WIDTH]
-    areas = stats[1:, cv2.CC_STAT_AREA]
+    _, _, stats, _ = cv2.connectedComponentsWithStats(ink, connectivity=8)
+    return _letter_height(stats[1:], ink.shape, page)
+
+
+def _letter_height(stats: np.ndarray, shape: tuple[int, int], page: bool = True) -> float | None:
+    """text_height from the ink components' rows of connectedComponentsWithStats (background left out)."""
+    heights = stats[:, cv2.CC_STAT_HEIGHT]
+    widths = stats[:, cv2.CC_STAT_WIDTH]
+    areas = stats[:, cv2.CC_STAT_AREA]
     keep = (areas >= 6) & (heights >= 3)
     if page:
-        keep &= (heights < ink.shape[0] / 4) & (widths < ink.shape[1] / 3)
+        keep &= (heights < shape[0] / 4) & (widths < shape[1] / 3)
     if keep.sum() < 3:
         return None
     return weighted_median(heights[keep], areas[keep])
@@ -252,13 +278,16 @@ def denoise(page: Page) -> Page:
     """Drop specks from the ink mask: components far smaller than a letter's stroke."""
     if page.ink is None:
         return page
-    height = text_height(page.ink) or 10.0
-    min_area = max(4, int((height / 6) ** 2))
     n, labels, stats, _ = cv2.connectedComponentsWithStats(page.ink, connectivity=8)
+    height = _letter_height(stats[1:], page.ink.shape) or 10.0  # text_height(page.ink), from these components
+    min_area = max(4, int((height / 6) ** 2))
     small = np.zeros(n, bool)
     small[1:] = stats[1:, cv2.CC_STAT_AREA] < min_area
     ink = page.ink.copy()
     ink[small[labels]] = 0
+    # The kept components are the new mask's components, unchanged: the segmenter's text_height of it
+    # is known without labelling the page again.
+    text_height.remember(ink, _letter_height(stats[1:][~small[1:]], ink.shape))
     return page.with_image(page.image, ink, {"step": "denoise", "min_area": min_area, "removed": int(small.sum())})
 
 

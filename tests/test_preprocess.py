@@ -46,6 +46,22 @@ def test_banded_flattening_and_histogram_percentile_match_whole_image_numpy():
             assert percentile_u8(image, q) == np.percentile(image, q)
 
 
+def test_histogram_is_exact_past_float32_counts(monkeypatch):
+    """cv2.calcHist counts in float32: the histogram is summed over bands, so it stays exact however
+    many pixels share a value (bands made tiny here to take that path on a small image)."""
+    import ocrcli.preprocess as pre
+
+    rng = np.random.default_rng(3)
+    image = np.where(rng.random((301, 217)) < 0.9, 255, rng.integers(0, 256, (301, 217))).astype(np.uint8)
+    expected = np.bincount(image.ravel(), minlength=256)
+    assert np.array_equal(pre.histogram_u8(image), expected)
+    monkeypatch.setattr(pre, "HIST_BAND_PIXELS", 1000)  # 4 rows a band
+    assert np.array_equal(pre.histogram_u8(image), expected)
+    assert np.array_equal(pre.histogram_u8(image[:, 5:]), np.bincount(image[:, 5:].ravel(), minlength=256))
+    monkeypatch.setattr(pre, "HIST_BAND_PIXELS", 100)  # rows wider than a band: counted directly
+    assert np.array_equal(pre.histogram_u8(image), expected)
+
+
 def test_blank_page_has_no_ink():
     blank = np.full((800, 600), 240, np.uint8) + np.random.default_rng(0).integers(0, 6, (800, 600)).astype(np.uint8)
     result = binarize(_page(blank))
@@ -79,6 +95,24 @@ def test_denoise_removes_specks_but_keeps_letters():
     cleaned = denoise(noisy)
     assert cleaned.steps[-1]["removed"] >= 250
     assert (cleaned.ink > 0).sum() > 0.9 * (page.ink > 0).sum()
+
+
+def test_denoise_gives_the_segmenter_the_cleaned_masks_letter_height():
+    """denoise tells text_height the cleaned mask's letter height from the components it kept: the
+    same as labelling the cleaned mask afresh. Specks that tip the area-weighted median count before
+    they are removed: 19 strokes 20 px tall (area 1900), 10 25 px tall (2000), 20 specks (180)."""
+    ink = np.zeros((200, 400), np.uint8)
+    for k in range(19):
+        ink[10:30, 10 + 12 * k:15 + 12 * k] = 255
+    for k in range(10):
+        ink[60:85, 10 + 15 * k:18 + 15 * k] = 255
+    for k in range(20):
+        ink[120:123, 10 + 8 * k:13 + 8 * k] = 255
+    page = _page(255 - ink).with_image(255 - ink, ink, None)
+    assert text_height.__wrapped__(ink) == 20
+    cleaned = denoise(page)
+    assert cleaned.steps[-1]["removed"] == 20
+    assert text_height(cleaned.ink) == text_height.__wrapped__(cleaned.ink) == 25
 
 
 def test_stages_can_be_switched_off_and_boxes_map_back():
