@@ -335,12 +335,11 @@ def _read_changed(lines: list, crops: list, old: dict, recognizer) -> dict:
 # turn, and the page is turned when that reading is more confident. The turned lines are decoded
 # greedily (beam search spends 36% of a turned line's time on garbage), and both readings are
 # compared by their best path's confidence (LineText.path_confidence). On the 89 validation pages,
-# each read upright and upside down (runs/s19/orstats.py), the mean best-path confidence of the
-# eight longest lines turned was at least 0.029 below that of the lines as cut on every upright
-# page, and at least 0.132 above it on every page upside down. A page whose ink suggests sideways
-# lines is also read turned a quarter, and the reading with more confidently read characters wins
-# (mean confidence alone is not enough there: a sideways page cut into a few strips can read as
-# confidently as short garbage).
+# each read upright and upside down, the mean best-path confidence of the eight longest lines turned
+# was at least 0.029 below that of the lines as cut on every upright page, and at least 0.132 above
+# it on every page upside down. A page whose ink suggests sideways lines is also read turned a
+# quarter, and the reading with more confidently read characters wins (mean confidence alone is not
+# enough there: a sideways page cut into a few strips can read as confidently as short garbage).
 # The turned lines are read in two steps: the ORIENT_FIRST longest, and the rest of the
 # ORIENT_LINES only when those leave it open (turned within ORIENT_CLEAR of the lines as cut, in
 # mean confidence). After the first four, 174 of those 178 pages are clear of 0.15 and none is

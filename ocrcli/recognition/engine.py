@@ -142,7 +142,7 @@ class Recognizer:
         """
         if decoder not in (None, *DECODERS):
             raise ValueError(f"decoder must be one of {', '.join(DECODERS)}, not {decoder!r}")
-        if decoder == "beam" and not self.lm:
+        if decoder == "beam" and self.lm is None:
             raise ValueError("beam decoding needs the language model: load the recognizer with decoder='beam'")
         beam = self.lm is not None and decoder != "greedy"
         results: list[LineText] = [LineText("", 0.0)] * len(crops)
