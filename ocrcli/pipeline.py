@@ -351,8 +351,9 @@ ORIENT_MARGIN = 0.01
 
 
 def _way_up(crops: list, texts: list, recognizer) -> tuple[tuple[float, float], float]:
-    """((mean confidence of the page's longest lines as cut, the same turned by 180 degrees),
-    the larger of the two readings' confidently read characters: confidence x length, summed)."""
+    """((mean best-path confidence of the page's longest lines as cut, the same turned by 180
+    degrees), the larger of the two readings' confidently read characters: best-path confidence x
+    length, summed). The turned lines are decoded greedily: only their confidence is used."""
     sample = sorted(range(len(crops)), key=lambda i: -crops[i].image.shape[1])[:ORIENT_LINES]
     if not sample:
         return (0.0, 0.0), 0.0
