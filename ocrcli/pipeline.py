@@ -206,7 +206,7 @@ def recognize_page(page: Page, cfg: RunConfig, recognizer, saver: StageSaver | N
     if saver:
         saver.stage(page.number, 0, "input", page)  # as decoded: EXIF-oriented grayscale
     prepared, found, crops = segmented if segmented is not None else segment_page(page, cfg, on_stage)
-    texts = recognizer.recognize([c.image for c in crops])
+    texts = recognizer.recognize([c.image for c in crops], fit=False)
     if cfg.preprocess.orient:
         prepared, found, crops, texts = upright(page, cfg, recognizer, (prepared, found, crops, texts))
         if on_stage and any(step.get("step") == "orient" for step in prepared.steps):
@@ -262,7 +262,7 @@ def split_merged(prepared: Page, found: list, crops: list, texts: list | None, r
     want = [first[i] + k for i in halves for k in (0, 1)]
     half_crops = dict(zip(want, line_crops(prepared, trial, wanted=want)))
     read = recognizer.recognize([half_crops[k].image for k in want]
-                                + ([crops[i].image for i in halves] if texts is None else []))
+                                + ([crops[i].image for i in halves] if texts is None else []), fit=False)
     pairs = dict(zip(halves, (read[k:k + 2] for k in range(0, 2 * len(halves), 2))))
     whole = dict(zip(halves, read[2 * len(halves):])) if texts is None else {i: texts[i] for i in halves}
     lines, cut, reading = [], [], []
@@ -304,7 +304,7 @@ def add_interlinear(prepared: Page, found: list, crops: list, texts: list | None
     # again only around the words kept (most pages keep none).
     at = {id(ln): k for k, ln in enumerate(trial)}
     cut = dict(zip(map(id, words), line_crops(prepared, trial, wanted=[at[id(w)] for w in words])))
-    heard = dict(zip(map(id, words), recognizer.recognize([cut[id(w)].image for w in words])))
+    heard = dict(zip(map(id, words), recognizer.recognize([cut[id(w)].image for w in words], fit=False)))
     old = {id(ln): (crop, text) for ln, crop, text in zip(found, crops, texts)}
 
     def repeats(word):  # the same ink as a line's it overlaps (a row the line already reads)
@@ -328,7 +328,7 @@ def _read_changed(lines: list, crops: list, old: dict, recognizer) -> dict:
     """Readings, by id of line, of the lines that are new or whose crops differ from ``old``'s."""
     again = [(ln, crop) for ln, crop in zip(lines, crops)
              if id(ln) not in old or old[id(ln)][0].box != crop.box or not np.array_equal(old[id(ln)][0].image, crop.image)]
-    return {id(ln): text for (ln, _), text in zip(again, recognizer.recognize([crop.image for _, crop in again]))}
+    return {id(ln): text for (ln, _), text in zip(again, recognizer.recognize([crop.image for _, crop in again], fit=False))}
 
 
 # Which way up: the recognizer reads the longest lines of a page a second time, turned by half a
@@ -361,7 +361,8 @@ def _way_up(crops: list, texts: list, recognizer) -> tuple[tuple[float, float], 
     for part in (sample[:ORIENT_FIRST], sample[ORIENT_FIRST:]):
         if not part:
             break
-        turned += recognizer.recognize([np.ascontiguousarray(crops[i].image[::-1, ::-1]) for i in part], decoder="greedy")
+        turned += recognizer.recognize([np.ascontiguousarray(crops[i].image[::-1, ::-1]) for i in part], decoder="greedy",
+                                       fit=False)
         gap = np.mean([t.path_confidence for t in as_cut[:len(turned)]]) - np.mean([t.path_confidence for t in turned])
         if abs(gap) > ORIENT_CLEAR:
             break
@@ -374,13 +375,13 @@ def upright(page: Page, cfg: RunConfig, recognizer, read: tuple) -> tuple:
     readings = [(read, *_way_up(read[2], read[3], recognizer))]
     if read[0].ink is not None and is_quarter_turned(read[0].ink, cfg.preprocess.max_deskew_degrees):
         prepared, found, crops = segment_page(turn(page, 1), cfg)
-        sideways = (prepared, found, crops, recognizer.recognize([c.image for c in crops]))
+        sideways = (prepared, found, crops, recognizer.recognize([c.image for c in crops], fit=False))
         readings.append((sideways, *_way_up(crops, sideways[3], recognizer)))
     (prepared, found, crops, texts), (as_cut, turned), _ = max(readings, key=lambda r: r[2])
     if turned > as_cut + ORIENT_MARGIN:
         prepared = turn(prepared, 2)
         found, crops = cut_lines(prepared)
-        texts = recognizer.recognize([c.image for c in crops])
+        texts = recognizer.recognize([c.image for c in crops], fit=False)
     return prepared, found, crops, texts
 
 

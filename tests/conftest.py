@@ -55,11 +55,13 @@ class FakeRecognizer:
 
     def __init__(self) -> None:
         self.calls = 0
+        self.fits: list[bool] = []  # each call's ``fit``
 
-    def recognize(self, crops, decoder=None):
+    def recognize(self, crops, decoder=None, fit=True):
         from ocrcli.recognition.engine import LineText
 
         self.calls += 1
+        self.fits.append(fit)
         out = []
         for c in crops:
             text = f"line {c.shape[1]}x{c.shape[0]}"

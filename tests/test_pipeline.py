@@ -87,6 +87,16 @@ def test_line_layout_reads_each_image_as_one_line(tmp_path, fake_recognizer, lin
     assert all(len(r["pages"][0]["lines"]) == 1 and "\n" not in r["text"] for r in rows)
 
 
+def test_only_crops_the_segmenter_did_not_cut_have_their_rows_fitted(tmp_path, fake_recognizer, page_png, line_pngs):
+    """The segmenter chooses its crops' rows itself (seams, a quarter-letter margin): the recognizer
+    trims only images handed in as lines."""
+    _batch([page_png], RunConfig(formats=("json",), to_stdout=True), fake_recognizer)
+    assert len(fake_recognizer.fits) >= 2 and not any(fake_recognizer.fits)  # the lines, the turned lines
+    fake_recognizer.fits.clear()
+    _batch(line_pngs, RunConfig(layout="line", formats=("json",), to_stdout=True), fake_recognizer)
+    assert fake_recognizer.fits and all(fake_recognizer.fits)
+
+
 def test_save_stages_writes_each_stage_and_the_lines(tmp_path, fake_recognizer, page_png):
     cfg = RunConfig(to_stdout=True, save_stages=tmp_path / "stages")
     _batch([page_png], cfg, fake_recognizer)
@@ -159,7 +169,7 @@ def test_short_low_confidence_lines_are_dropped_unless_kept(tmp_path, page_png):
     class Doubtful(FakeRecognizer):
         """Reads the first line as a low-confidence fragment, the others as confident text."""
 
-        def recognize(self, crops, decoder=None):
+        def recognize(self, crops, decoder=None, fit=True):
             out = super().recognize(crops, decoder)
             return [LineText("3 75", 0.12, (1.0,) * 4, (0.12,) * 4)] + out[1:]
 
@@ -204,7 +214,7 @@ class _ReadsByHeight:
     def __init__(self, tall_reads_well: bool) -> None:
         self.tall_reads_well = tall_reads_well
 
-    def recognize(self, crops, decoder=None):
+    def recognize(self, crops, decoder=None, fit=True):
         from ocrcli.recognition.engine import LineText
 
         out = []
@@ -276,7 +286,7 @@ def test_a_column_of_short_marks_does_not_make_the_lines_tall(page_png):
     class Counting(_ReadsByHeight):
         read = 0
 
-        def recognize(self, images, decoder=None):
+        def recognize(self, images, decoder=None, fit=True):
             self.read += len(images)
             return super().recognize(images, decoder)
 
@@ -297,7 +307,7 @@ class _ReadsWords:
     def __init__(self, word: str, confidence: float) -> None:
         self.word, self.confidence = word, confidence
 
-    def recognize(self, crops, decoder=None):
+    def recognize(self, crops, decoder=None, fit=True):
         from ocrcli.recognition.engine import LineText
 
         out = []

@@ -4,7 +4,7 @@ import numpy as np
 
 from conftest import needs_shared, render_line
 from ocrcli.recognition.charset import DEFAULT_ALPHABET, Charset
-from ocrcli.recognition.lineimage import normalize_line
+from ocrcli.recognition.lineimage import fit_rows, normalize_line
 from ocrcli.train.augment import augment
 from ocrcli.train.data import bucketed_batches
 
@@ -26,6 +26,40 @@ def test_normalize_line_is_deterministic_and_ink_high():
     assert a.max() > 0.9 and np.median(a) < 0.1  # mostly paper (0), ink near 1
     blank = np.full((30, 200), 230, np.uint8)
     assert normalize_line(blank, 40).max() < 0.3  # a blank crop is not stretched into noise
+
+
+def _ink_rows(gray):
+    rows = np.flatnonzero((gray < 128).any(axis=1))
+    return rows[0], rows[-1]
+
+
+def test_fit_rows_cuts_wide_margins_and_keeps_the_ink():
+    line = render_line("Hello world, quite a long line")  # Pillow's font: body about 0.2 of the crop
+    body = line.shape[0] * 0.2
+    for pad in (0, 20, 80, 300):
+        padded = np.pad(line, ((pad, pad), (0, 0)), constant_values=240)
+        kept = fit_rows(padded)
+        assert np.shares_memory(kept, padded) and kept.shape[1] == padded.shape[1]
+        top, bottom = _ink_rows(kept)
+        assert _ink_rows(padded)[1] - _ink_rows(padded)[0] == bottom - top  # no ink row lost
+        # A margin of 1.5 bodies at most is left past the ink, then at most an eighth cut more.
+        assert top <= 1.5 * body + 2 and kept.shape[0] - 1 - bottom <= 1.5 * body + 2, pad
+    assert fit_rows(np.pad(line, ((300, 300), (0, 0)), constant_values=240)).shape[0] < line.shape[0] + 1.5 * body * 2
+    # Within its margin allowance, a line whose body fills less than 0.22 of the crop loses at most
+    # an eighth of its rows, evenly above and below.
+    kept = fit_rows(line)
+    assert 7 / 8 * line.shape[0] - 1 <= kept.shape[0] < line.shape[0]
+    offset = (kept.ctypes.data - line.ctypes.data) // line.strides[0]  # rows cut above
+    assert abs(offset - (line.shape[0] - kept.shape[0] - offset)) <= 1
+
+
+def test_fit_rows_leaves_tight_and_blank_crops_whole():
+    line = render_line("Hello world")
+    tight = line[_ink_rows(line)[0]:_ink_rows(line)[1] + 1]  # no margin: the body is a large share
+    assert fit_rows(tight).shape == tight.shape
+    blank = np.full((60, 300), 235, np.uint8)
+    assert fit_rows(blank).shape == blank.shape
+    assert fit_rows(np.zeros((5, 40), np.uint8)).shape == (5, 40)  # too few rows to judge
 
 
 def test_width_buckets_cover_every_sample_once():

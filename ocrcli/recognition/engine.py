@@ -11,7 +11,7 @@ import numpy as np
 from ocrcli.errors import DeviceError, ModelError
 from ocrcli.recognition.charset import Charset
 from ocrcli.recognition.decode import beam_decode, greedy_decode
-from ocrcli.recognition.lineimage import normalize_line
+from ocrcli.recognition.lineimage import fit_rows, normalize_line
 
 MODEL_ENV = "OCRCLI_MODEL"
 DEFAULT_MODEL_NAME = "ocrcli-crnn-v1.safetensors"
@@ -133,9 +133,12 @@ class Recognizer:
     def model_id(self) -> str:
         return self.model_path.stem
 
-    def recognize(self, crops: list[np.ndarray], decoder: str | None = None) -> list[LineText]:
+    def recognize(self, crops: list[np.ndarray], decoder: str | None = None, fit: bool = True) -> list[LineText]:
         """Text and confidence for each crop (uint8 grayscale, dark ink on light paper), decoded
         with ``decoder`` ("greedy" or "beam"; default: the recognizer's own).
+
+        ``fit``: read the rows ``fit_rows`` keeps (wide margins cut; for crops from elsewhere); False
+        for crops whose rows were chosen already (the page segmenter's).
 
         Lines wider than ``CHUNK_WIDTH`` model pixels are cut into overlapping pieces, so memory and
         time stay bounded whatever the input; the pieces' frames are stitched before decoding.
@@ -146,7 +149,7 @@ class Recognizer:
             raise ValueError("beam decoding needs the language model: load the recognizer with decoder='beam'")
         beam = self.lm is not None and decoder != "greedy"
         results: list[LineText] = [LineText("", 0.0)] * len(crops)
-        for i, (frames, width) in enumerate(zip(*self._frames(crops))):
+        for i, (frames, width) in enumerate(zip(*self._frames(crops, fit))):
             if frames is None:
                 continue
             best_path = greedy_decode(frames)
@@ -157,16 +160,18 @@ class Recognizer:
                                   best_path.confidence)
         return results
 
-    def log_probs(self, crops: list[np.ndarray]) -> list[np.ndarray | None]:
+    def log_probs(self, crops: list[np.ndarray], fit: bool = True) -> list[np.ndarray | None]:
         """The model's (frames, classes) log-probabilities for each crop (None for an empty crop),
-        for scoring candidate texts with CTC (``ocr adapt`` aligns transcriptions this way)."""
-        return self._frames(crops)[0]
+        for scoring candidate texts with CTC (``ocr adapt`` aligns transcriptions this way);
+        ``fit`` as for ``recognize``."""
+        return self._frames(crops, fit)[0]
 
-    def _frames(self, crops: list[np.ndarray]) -> tuple[list[np.ndarray | None], list[int]]:
+    def _frames(self, crops: list[np.ndarray], fit: bool = True) -> tuple[list[np.ndarray | None], list[int]]:
         torch = self._torch
         spec = self.model.spec
         stride = spec.width_stride
-        prepared = [normalize_line(c, spec.height, max_width=MAX_LINE_WIDTH) if c.size else None for c in crops]
+        prepared = [normalize_line(fit_rows(c) if fit else c, spec.height, max_width=MAX_LINE_WIDTH) if c.size else None
+                    for c in crops]
         pieces = [(i, start, piece) for i, p in enumerate(prepared) if p is not None for start, piece in _chunks(p, stride)]
         order = sorted(range(len(pieces)), key=lambda k: pieces[k][2].shape[1])
         frames: list[list[tuple[int, np.ndarray]]] = [[] for _ in crops]

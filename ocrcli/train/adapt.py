@@ -106,7 +106,7 @@ def collect_lines(inputs: list[tuple[InputFile, str]], cfg: RunConfig, recognize
         except InputError as exc:
             on_error(str(exc))
             continue
-        frames = recognizer.log_probs(crops)
+        frames = recognizer.log_probs(crops, fit=False)  # the segmenter chose their rows
         hyps = [charset.decode(greedy_decode(lp).labels) if lp is not None else "" for lp in frames]
         aligned = align_page(hyps, frames, transcript, charset, adapt.max_cer, adapt.min_margin)
         out.append(PageLines(f, crops, aligned, boxes))
@@ -144,7 +144,7 @@ def fine_tune(model_path: Path, train: list[LineSample], holdout: list[LineSampl
     if unknown:
         log(f"characters outside the model's charset, left out of the training texts: {''.join(sorted(unknown))!r}")
         train = [LineSample(s.image, "".join(ch for ch in s.text if ch not in unknown), s.group) for s in train]
-    before = evaluate(model, charset, holdout, device)["all"].cer if holdout else None
+    before = evaluate(model, charset, holdout, device, fit=False)["all"].cer if holdout else None
     steps = adapt.steps or min(MAX_STEPS, max(MIN_STEPS, round(PASSES * len(train) / adapt.batch_size)))
     precision = resolve_precision(adapt.precision, device)
     opt = torch.optim.AdamW(model.parameters(), lr=adapt.lr, weight_decay=1e-4)
@@ -165,7 +165,7 @@ def fine_tune(model_path: Path, train: list[LineSample], holdout: list[LineSampl
             step += 1
             if step % 50 == 0 or step == steps:
                 log(f"  step {step}/{steps} loss {loss:.3f} ({time.time() - t0:.0f} s)")
-    after = evaluate(model, charset, holdout, device)["all"].cer if holdout else None
+    after = evaluate(model, charset, holdout, device, fit=False)["all"].cer if holdout else None
     return model, info, before, after, steps
 
 
@@ -203,6 +203,7 @@ def adapt_model(inputs: list[tuple[InputFile, str]], base: Path, out: Path, cfg:
 
 
 def counter_for(model_path: Path, samples: list[LineSample], device: str = "cpu") -> ErrorCounter:
-    """CER/WER of a model file on line samples (used by the adaptation experiment)."""
+    """CER/WER of a model file on line samples cut by the page segmenter (used by the adaptation
+    experiment)."""
     model, info = load_model(model_path, device)
-    return evaluate(model, Charset(info.alphabet), samples, device)["all"]
+    return evaluate(model, Charset(info.alphabet), samples, device, fit=False)["all"]

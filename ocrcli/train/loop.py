@@ -18,7 +18,7 @@ from ocrcli.errors import ModelError, UsageError
 from ocrcli.metrics import ErrorCounter
 from ocrcli.recognition.charset import DEFAULT_ALPHABET, Charset
 from ocrcli.recognition.decode import greedy_decode
-from ocrcli.recognition.lineimage import normalize_line
+from ocrcli.recognition.lineimage import fit_rows, normalize_line
 from ocrcli.recognition.model import CRNN, CRNNSpec
 from ocrcli.recognition.weights import ModelInfo, save_model
 from ocrcli.runtime import cpu_has_bf16
@@ -92,15 +92,17 @@ def stratified(samples: list, limit: int, seed: int, group=lambda s: s.group) ->
 
 
 @torch.inference_mode()
-def evaluate(model: CRNN, charset: Charset, samples: list[LineSample], device: str, batch_size: int = 32) -> dict[str, ErrorCounter]:
-    """CER/WER per group and overall ('all') with greedy decoding."""
+def evaluate(model: CRNN, charset: Charset, samples: list[LineSample], device: str, batch_size: int = 32,
+             fit: bool = True) -> dict[str, ErrorCounter]:
+    """CER/WER per group and overall ('all') with greedy decoding, the lines' rows chosen as the
+    recognizer chooses them (``fit``: by ``fit_rows``; False for the page segmenter's crops)."""
     model.eval()
     counters: dict[str, ErrorCounter] = {"all": ErrorCounter()}
     order = sorted(range(len(samples)), key=lambda i: samples[i].image.shape[1])
     stride = model.spec.width_stride
     for start in range(0, len(order), batch_size):
         idx = order[start:start + batch_size]
-        images = [normalize_line(samples[i].image, model.spec.height) for i in idx]
+        images = [normalize_line(fit_rows(samples[i].image) if fit else samples[i].image, model.spec.height) for i in idx]
         x, widths = collate(images, stride)
         out = model(x.to(device)).float().cpu()
         lengths = model.output_lengths(widths)
