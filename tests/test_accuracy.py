@@ -83,6 +83,6 @@ def test_lines_cropped_with_wide_margins_read_almost_as_well_as_tight_ones():
         return counter.cer
 
     as_given, loose_as_given, loose_fitted = cer(tight, False), cer(loose, False), cer(loose, True)
-    # Measured: 21.8% as given, 31.1% with 16 px more paper above and below, 23.7% trimmed.
-    assert loose_fitted < loose_as_given - 0.04
-    assert loose_fitted < as_given + 0.04
+    # Measured: 21.8% as given, 31.1% with 16 px more paper above and below, 22.6% trimmed.
+    assert loose_fitted < loose_as_given - 0.06
+    assert loose_fitted < as_given + 0.025

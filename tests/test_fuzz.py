@@ -18,6 +18,7 @@ from ocrcli.documents import Page
 from ocrcli.errors import InputError
 from ocrcli.pages import iter_pages
 from ocrcli.preprocess import preprocess
+from ocrcli.recognition.lineimage import fit_rows, normalize_line
 from ocrcli.segment import find_lines, line_crops
 
 EXAMPLES = int(os.environ.get("OCRCLI_FUZZ_EXAMPLES", "100"))
@@ -86,3 +87,6 @@ def test_any_pixels_go_through_preprocessing_and_segmentation(height, width, kin
         text = np.asarray(_PAGE)
         image = np.array(Image.fromarray(text).resize((width, height)))
     _through_the_pipeline(Page(image, 1, (width, height)))
+    kept = fit_rows(image)  # read as a line: a band of the image's rows
+    assert kept.shape[1] == width and 1 <= kept.shape[0] <= height and np.shares_memory(kept, image)
+    assert np.isfinite(normalize_line(kept, 40)).all()
