@@ -21,7 +21,7 @@ _MIN_CONTRAST = 40.0
 
 # How much of its crop a line's body fills when it is read (``fit_rows``). The body is the band of
 # rows between the 25th and 75th percentile of the line's ink (about the x-height). Measured with the
-# shipped model on the 3,191 val lines (runs/s20): it reads best when the body is about 0.22 of the
+# shipped model on the 3,191 val lines (session 20): it reads best when the body is about 0.22 of the
 # input height. A crop with more margin than that is cut to it, by at most an eighth of its height,
 # so that ascenders and descenders survive. Blank margins beyond the outermost ink (its 1st and
 # 99th percentile rows) are first cut to one body height (the training lines' median margins: 0.75
