@@ -42,12 +42,20 @@ def histogram_u8(image: np.ndarray) -> np.ndarray:
 def percentile_u8(image: np.ndarray, q: float) -> float:
     """``np.percentile(image, q)`` of a uint8 image (linear interpolation, the same value) from its
     histogram, without the sorted float64 copy of the whole image."""
+    return percentiles_u8(image, (q,))[0]
+
+
+def percentiles_u8(image: np.ndarray, qs: tuple[float, ...]) -> tuple[float, ...]:
+    """``percentile_u8`` for each of ``qs``, from one histogram."""
     counts = np.cumsum(histogram_u8(image))
-    rank = q / 100 * (image.size - 1)
-    below = int(rank)
-    low = int(np.searchsorted(counts, below, side="right"))
-    high = int(np.searchsorted(counts, min(below + 1, image.size - 1), side="right"))
-    return float(low + (high - low) * (rank - below))
+    values = []
+    for q in qs:
+        rank = q / 100 * (image.size - 1)
+        below = int(rank)
+        low = int(np.searchsorted(counts, below, side="right"))
+        high = int(np.searchsorted(counts, min(below + 1, image.size - 1), side="right"))
+        values.append(float(low + (high - low) * (rank - below)))
+    return tuple(values)
 
 
 def flatten_illumination(gray: np.ndarray) -> np.ndarray:
@@ -96,20 +104,22 @@ def last_per_thread(fn: Callable) -> Callable:
     the same page's letter height and text ink.)"""
     local = threading.local()
 
+    def key(args: tuple, kwargs: dict) -> tuple:
+        return args, tuple(sorted(kwargs.items()))
+
     @functools.wraps(fn)
     def remembered(mask: np.ndarray, *args, **kwargs):
-        key = (args, tuple(sorted(kwargs.items())))
         last = getattr(local, "entry", None)
-        if last is not None and last[0] is mask and last[1] == key:
+        if last is not None and last[0] is mask and last[1] == key(args, kwargs):
             return last[2]
         result = fn(mask, *args, **kwargs)
-        local.entry = (mask, key, result)
+        local.entry = (mask, key(args, kwargs), result)
         return result
 
     def remember(mask: np.ndarray, result, *args, **kwargs) -> None:
         """Make ``result`` this thread's last result for ``fn(mask, *args, **kwargs)`` (a caller that
         derived it exactly another way)."""
-        local.entry = (mask, (args, tuple(sorted(kwargs.items()))), result)
+        local.entry = (mask, key(args, kwargs), result)
 
     remembered.remember = remember
     return remembered

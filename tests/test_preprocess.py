@@ -5,7 +5,7 @@ from conftest import render_page
 from ocrcli.config import PreprocessConfig
 from ocrcli.documents import BBox, Page
 from ocrcli.preprocess import (BAND_ROWS, binarize, deskew, denoise, estimate_skew, flatten_illumination, is_quarter_turned,
-                               percentile_u8, preprocess, rotate, text_height, turn, upscale)
+                               percentile_u8, percentiles_u8, preprocess, rotate, text_height, turn, upscale)
 
 
 def _page(image):
@@ -44,6 +44,7 @@ def test_banded_flattening_and_histogram_percentile_match_whole_image_numpy():
     for image in (gray, gray[:1, :1], gray[:3, :5], np.full((4, 4), 7, np.uint8)):
         for q in (0, 5, 50, 90, 99.9, 100):
             assert percentile_u8(image, q) == np.percentile(image, q)
+        assert percentiles_u8(image, (2, 90)) == tuple(np.percentile(image, (2, 90)))
 
 
 def test_histogram_is_exact_past_float32_counts(monkeypatch):

@@ -11,7 +11,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from ocrcli.preprocess import percentile_u8
+from ocrcli.preprocess import percentiles_u8
 
 # Stretch between these percentiles of the crop: the low one is ink, the high one is paper.
 _INK_PCT = 2.0
@@ -41,7 +41,7 @@ def fit_rows(gray: np.ndarray) -> np.ndarray:
     if gray.ndim != 2 or gray.dtype != np.uint8 or gray.shape[0] < 8 or gray.size == 0:
         return gray
     h = gray.shape[0]
-    lo, hi = percentile_u8(gray, _INK_PCT), percentile_u8(gray, _PAPER_PCT)
+    lo, hi = percentiles_u8(gray, (_INK_PCT, _PAPER_PCT))
     ink = np.clip((hi - gray.astype(np.float32)) / max(hi - lo, _MIN_CONTRAST), 0.0, 1.0).sum(axis=1)
     total = float(ink.sum())
     if total <= 0:
