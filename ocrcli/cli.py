@@ -399,6 +399,8 @@ def train(
     hidden: Annotated[Optional[int], typer.Option("--hidden", min=16, help="LSTM units each way [default: 256, or the --init-from model's]. Above the --init-from model's, its LSTM is widened: new units start with zero outgoing weights, so training starts from the same readings.", show_default=False)] = None,
     precision: Annotated[Precision, typer.Option("--precision", help="fp32, bf16 (mixed precision, weights stay fp32) or auto: bf16 on GPUs and CPUs that compute it natively.")] = Precision.auto,
     average_from: Annotated[Optional[int], typer.Option("--average-from", min=0, help="From this step on, also validate the mean of the weights at every validation (stochastic weight averaging); best.safetensors is whichever reads best.")] = None,
+    store_height: Annotated[Optional[int], typer.Option("--store-height", min=16, help="Keep real training lines this many px high in memory [default: the network's input height], so that augmented or trimmed lines are resampled once.", show_default=False)] = None,
+    fit: Annotated[bool, typer.Option("--fit-rows/--whole-lines", help="Train on the rows the recognizer reads (fit_rows after augmentation), or on whole lines.")] = False,
 ) -> None:
     """Train the CRNN recognizer (resumable: rerun the same command to continue).
 
@@ -416,7 +418,7 @@ def train(
                           synth_fraction=synth_fraction if fonts else 0.0, augment_prob=augment_prob, steps=steps, batch_size=batch_size, lr=lr,
                           val_every=val_every, val_limit=val_limit, patience=patience, max_minutes=max_minutes,
                           seed=seed, device=resolve_device(device), init_from=init_from, hidden=hidden, precision=precision.value,
-                          average_from=average_from)
+                          average_from=average_from, store_height=store_height, fit_rows=fit)
         best = run_training(cfg)
         print(best)
     except OcrError as exc:

@@ -98,3 +98,23 @@ def test_training_from_a_model_can_widen_its_lstm(tmp_path):
     widened = train(cfg)
     model, _ = load_model(widened)
     assert model.spec.hidden == 48 and model.spec.height == 16 and model.spec.channels == (8, 16, 16, 16, 16, 16)
+
+
+def test_lines_can_be_kept_taller_and_trained_on_the_rows_the_recognizer_reads(tmp_path, monkeypatch):
+    import ocrcli.train.loop as loop
+
+    tsv = _dataset(tmp_path)
+    heights = []
+    real_fit = loop.fit_rows
+    monkeypatch.setattr(loop, "fit_rows", lambda gray: heights.append(gray.shape[0]) or real_fit(gray))
+    cfg = _cfg(tsv, tmp_path / "whole", 10)
+    train(cfg)
+    assert len(heights) == 24  # whole lines: only the validation's 24 lines are fitted
+    heights.clear()
+    cfg = _cfg(tsv, tmp_path / "fitted", 10)
+    cfg.store_height, cfg.fit_rows = 32, True
+    best = train(cfg)
+    # 10 steps of 8 training lines, then the 24 validation lines, all kept 32 px high
+    assert len(heights) == 10 * 8 + 24 and set(heights) == {32}
+    model, _ = load_model(best)
+    assert model.spec.height == 16

@@ -2,8 +2,8 @@
 
 The same function prepares training lines and inference crops, so both see identical inputs. When
 a line is read (inference, and validation during training) its rows are first chosen by
-``fit_rows``, which cuts wide margins; training lines are used whole (their augmentation varies
-margins and scale).
+``fit_rows``, which cuts wide margins; training reads the same rows with ``ocr train --fit-rows``
+(whole lines by default).
 """
 
 from __future__ import annotations

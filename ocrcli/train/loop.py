@@ -51,6 +51,10 @@ class TrainConfig:
     init_from: Path | None = None  # start from a model file's weights (fine-tuning)
     precision: str = "auto"  # "fp32", "bf16" (autocast; weights stay fp32) or "auto"
     average_from: int | None = None  # from this step on, also validate the mean of the weights at each validation
+    # Real lines are kept in memory this many px high (None: the network's height), so that an
+    # augmented or trimmed line is resampled once, as at inference, not twice.
+    store_height: int | None = None
+    fit_rows: bool = False  # train on the rows the recognizer reads (fit_rows after augmentation)
     notes: dict = field(default_factory=dict)
 
 
@@ -186,8 +190,8 @@ def train(cfg: TrainConfig) -> Path:
     _log("loading lines...")
     train_samples: list[LineSample] = []
     for tsv in cfg.train_tsvs:
-        train_samples += load_lines(tsv, charset, spec.height)
-    val_samples = stratified(load_lines(cfg.val_tsv, charset, spec.height), cfg.val_limit, cfg.seed)
+        train_samples += load_lines(tsv, charset, cfg.store_height or spec.height)
+    val_samples = stratified(load_lines(cfg.val_tsv, charset, cfg.store_height or spec.height), cfg.val_limit, cfg.seed)
     _log(f"{len(train_samples)} training lines, {len(val_samples)} validation lines, "
          f"{sum(p.numel() for p in model.parameters())/1e6:.2f}M parameters, {precision} on {cfg.device}")
 
@@ -226,6 +230,8 @@ def train(cfg: TrainConfig) -> Path:
             for i in batch_idx:
                 s = train_samples[i]
                 img = augment(s.image, rng) if rng.random() < cfg.augment_prob else s.image
+                if cfg.fit_rows:
+                    img = fit_rows(img)
                 images.append(normalize_line(img, spec.height))
                 texts.append(s.text)
             for g in opt.param_groups:
