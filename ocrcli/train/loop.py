@@ -188,10 +188,11 @@ def train(cfg: TrainConfig) -> Path:
         _log(f"initialised from {cfg.init_from}{grown}")
 
     _log("loading lines...")
+    stored = cfg.store_height or spec.height
     train_samples: list[LineSample] = []
     for tsv in cfg.train_tsvs:
-        train_samples += load_lines(tsv, charset, cfg.store_height or spec.height)
-    val_samples = stratified(load_lines(cfg.val_tsv, charset, cfg.store_height or spec.height), cfg.val_limit, cfg.seed)
+        train_samples += load_lines(tsv, charset, stored)
+    val_samples = stratified(load_lines(cfg.val_tsv, charset, stored), cfg.val_limit, cfg.seed)
     _log(f"{len(train_samples)} training lines, {len(val_samples)} validation lines, "
          f"{sum(p.numel() for p in model.parameters())/1e6:.2f}M parameters, {precision} on {cfg.device}")
 
