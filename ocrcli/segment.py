@@ -43,6 +43,7 @@ class SegmentConfig:
     min_peak: float = 0.3  # a line body's peak in the row profile, as a share of the blob's highest
     max_valley: float = 0.5  # the valley between two bodies, as a share of the lower peak
     column_rule: float = 0.5  # vertical rules along this share of the text's height divide it into columns
+    rule_gap: float = 8.0  # gaps in such a column rule up to this many pitches are closed (0: none)
     # A table header: with at least header_columns column rules, two horizontal rules at least
     # header_depth pitches apart, the lower one in the top header_share of the text, with lines
     # between them in at least header_columns columns. Lines above the lower rule are read row by
@@ -237,6 +238,9 @@ def find_lines(page: Page, cfg: SegmentConfig = SegmentConfig()) -> list[Line]:
     smear_w = max(3, int(cfg.smear * pitch) | 1)
     smeared = cv2.dilate(clean, cv2.getStructuringElement(cv2.MORPH_RECT, (smear_w, 1)))
     # Table rules and margins are walls: the cells of a table row are separate lines.
+    if rules.any() and cfg.rule_gap:
+        rows = np.flatnonzero(clean.any(axis=1))
+        rules = bridge_rules(rules, rows[-1] - rows[0] if len(rows) else 0, cfg.column_rule, cfg.rule_gap * pitch)
     barrier = cv2.dilate(rules, np.ones((1, 5), np.uint8)) if rules.any() else None
     if barrier is not None:
         smeared[barrier > 0] = 0
@@ -470,6 +474,21 @@ def _column_order(boxes: list[list[int]], letter: float, cfg: SegmentConfig) -> 
     return out
 
 
+def _rule_groups(rules: np.ndarray) -> list[list[tuple[float, int, int]]]:
+    """The pieces of the vertical rules, (x of the middle, top, height), grouped by x: the pieces
+    of one rule (broken by faint ink, or drifting with a residual skew) are one group."""
+    n, _, stats, _ = cv2.connectedComponentsWithStats(rules, connectivity=8)
+    pieces = sorted((x + w / 2, int(y), int(h)) for x, y, w, h, _ in stats[1:])
+    slack = max(4, rules.shape[1] // 150)
+    groups: list[list[tuple[float, int, int]]] = []
+    for piece in pieces:
+        if groups and piece[0] - groups[-1][-1][0] <= slack:
+            groups[-1].append(piece)
+        else:
+            groups.append([piece])
+    return groups
+
+
 def column_rules(rules: np.ndarray, boxes: list[list[int]], share: float) -> list[int]:
     """x of the vertical rules that divide the text into columns: rules (table rules, ruled
     margins) running along at least ``share`` of the height the lines span. Pieces of one rule
@@ -477,17 +496,26 @@ def column_rules(rules: np.ndarray, boxes: list[list[int]], share: float) -> lis
     if not boxes or not rules.any():
         return []
     span = max(b[3] for b in boxes) - min(b[1] for b in boxes)
-    n, _, stats, _ = cv2.connectedComponentsWithStats(rules, connectivity=8)
-    pieces = sorted((x + w / 2, h) for x, _, w, h, _ in stats[1:])
-    slack = max(4, rules.shape[1] // 150)
-    found, group = [], []
-    for x, h in pieces + [(float("inf"), 0)]:
-        if group and x - group[-1][0] > slack:
-            if sum(g[1] for g in group) >= share * span:
-                found.append(int(round(sum(g[0] * g[1] for g in group) / sum(g[1] for g in group))))
-            group = []
-        group.append((x, h))
-    return found
+    return [int(round(sum(x * h for x, _, h in g) / sum(h for _, _, h in g)))
+            for g in _rule_groups(rules) if sum(h for _, _, h in g) >= share * span]
+
+
+def bridge_rules(rules: np.ndarray, span: float, share: float, max_gap: float) -> np.ndarray:
+    """The vertical rules with the gaps of each column rule (see ``column_rules``; ``span``: the
+    height of the text) closed where they are at most ``max_gap`` pixels: a table rule fades or
+    breaks off for a few lines, and the cells on either side of the gap must not join."""
+    out = rules.copy()
+    for group in _rule_groups(rules):
+        if sum(h for _, _, h in group) < share * span:
+            continue
+        group = sorted(group, key=lambda p: p[1])
+        xa, bottom = group[0][0], group[0][1] + group[0][2]  # where the rule so far ends
+        for xb, yb, hb in group[1:]:
+            if 0 < yb - bottom <= max_gap:
+                cv2.line(out, (int(round(xa)), bottom - 1), (int(round(xb)), yb), 255, 1)
+            if yb + hb > bottom:
+                xa, bottom = xb, yb + hb
+    return out
 
 
 def header_rule(horizontal: np.ndarray, letter: float, pitch: float, columns: list[int], boxes: list[list[int]],

@@ -76,6 +76,31 @@ def test_table_cells_split_at_vertical_rules():
     assert [ln.bbox.y0 for ln in lines[:len(rows)]] == sorted(ln.bbox.y0 for ln in lines[:len(rows)])
 
 
+def test_a_column_rule_that_fades_for_a_row_still_parts_its_cells():
+    """A register's column rule with a gap (faded ink, a break in the printing) beside one row: the
+    rest of the rule shows it is a column rule, so that row's cells are still two lines."""
+    from PIL import Image, ImageDraw, ImageFont
+
+    from ocrcli.segment import SegmentConfig
+
+    font = ImageFont.load_default(size=32)
+    im = Image.new("L", (1000, 700), 245)
+    draw = ImageDraw.Draw(im)
+    rows = [("1344", "Depot de piece"), ("1345", "Union Parisienne"), ("1346", "Saisie immobiliere"), ("1347", "Inventaire")]
+    for i, (number, text) in enumerate(rows):
+        draw.text((80, 100 + i * 120), number, fill=25, font=font)
+        draw.text((215, 100 + i * 120), text, fill=25, font=font)
+    draw.line([(195, 40), (195, 310)], fill=30, width=3)
+    draw.line([(195, 390), (195, 660)], fill=30, width=3)  # no rule beside the third row (y 340-372)
+    page = preprocess(Page(np.asarray(im), 1, (1000, 700)), PreprocessConfig(deskew=False))
+    rule = 195 * page.transform[0, 0]
+    lines = find_lines(page)
+    assert len(lines) == 2 * len(rows)
+    assert all(ln.bbox.x1 <= rule or ln.bbox.x0 >= rule for ln in lines)
+    joined = find_lines(page, SegmentConfig(rule_gap=0))  # without closing the gap, the row is one line
+    assert len(joined) == 2 * len(rows) - 1
+
+
 def test_a_table_header_is_read_across_before_the_columns():
     """A register with printed column titles between its top rule and a rule under them: the titles
     are read row by row first (as the archives transcribe them), then the entries column by column."""
