@@ -237,7 +237,8 @@ def find_lines(page: Page, cfg: SegmentConfig = SegmentConfig()) -> list[Line]:
     clean, rules, pitch = text.clean, text.rules, text.pitch
     smear_w = max(3, int(cfg.smear * pitch) | 1)
     smeared = cv2.dilate(clean, cv2.getStructuringElement(cv2.MORPH_RECT, (smear_w, 1)))
-    # Table rules and margins are walls: the cells of a table row are separate lines.
+    # Table rules and margins are walls: the cells of a table row are separate lines, also beside
+    # a stretch where a column rule fades.
     if rules.any() and cfg.rule_gap:
         rows = np.flatnonzero(clean.any(axis=1))
         rules = bridge_rules(rules, rows[-1] - rows[0] if len(rows) else 0, cfg.column_rule, cfg.rule_gap * pitch)
@@ -489,6 +490,12 @@ def _rule_groups(rules: np.ndarray) -> list[list[tuple[float, int, int]]]:
     return groups
 
 
+def _column_rule_groups(rules: np.ndarray, span: float, share: float) -> list[list[tuple[float, int, int]]]:
+    """The groups of ``_rule_groups`` that divide text ``span`` pixels high into columns: their
+    pieces add up to at least ``share`` of it."""
+    return [g for g in _rule_groups(rules) if sum(h for _, _, h in g) >= share * span]
+
+
 def column_rules(rules: np.ndarray, boxes: list[list[int]], share: float) -> list[int]:
     """x of the vertical rules that divide the text into columns: rules (table rules, ruled
     margins) running along at least ``share`` of the height the lines span. Pieces of one rule
@@ -497,7 +504,7 @@ def column_rules(rules: np.ndarray, boxes: list[list[int]], share: float) -> lis
         return []
     span = max(b[3] for b in boxes) - min(b[1] for b in boxes)
     return [int(round(sum(x * h for x, _, h in g) / sum(h for _, _, h in g)))
-            for g in _rule_groups(rules) if sum(h for _, _, h in g) >= share * span]
+            for g in _column_rule_groups(rules, span, share)]
 
 
 def bridge_rules(rules: np.ndarray, span: float, share: float, max_gap: float) -> np.ndarray:
@@ -505,9 +512,7 @@ def bridge_rules(rules: np.ndarray, span: float, share: float, max_gap: float) -
     height of the text) closed where they are at most ``max_gap`` pixels: a table rule fades or
     breaks off for a few lines, and the cells on either side of the gap must not join."""
     out = rules.copy()
-    for group in _rule_groups(rules):
-        if sum(h for _, _, h in group) < share * span:
-            continue
+    for group in _column_rule_groups(rules, span, share):
         group = sorted(group, key=lambda p: p[1])
         xa, bottom = group[0][0], group[0][1] + group[0][2]  # where the rule so far ends
         for xb, yb, hb in group[1:]:

@@ -51,21 +51,29 @@ def test_crops_hold_one_line_and_mask_neighbours():
         assert crop.image.shape == (crop.box.height, crop.box.width)
 
 
-def test_table_cells_split_at_vertical_rules():
-    """A register page: two columns of short entries with a ruled line between them, close enough
-    that the word smear alone would join each row into one line."""
+REGISTER_ROWS = [("1344", "Depot de piece"), ("1345", "Union Parisienne"), ("1346", "Saisie immobiliere"), ("1347", "Inventaire")]
+
+
+def _register(rule_spans):
+    """A register page: a column of numbers and a column of short entries, 120 px apart, with a
+    column rule at x 195 (100 px right of the numbers) drawn along the given (top, bottom) spans.
+    The columns are close enough that the word smear alone would join each row into one line."""
     from PIL import Image, ImageDraw, ImageFont
 
     font = ImageFont.load_default(size=32)
     im = Image.new("L", (1000, 700), 245)
     draw = ImageDraw.Draw(im)
-    rows = [("1344", "Depot de piece"), ("1345", "Union Parisienne"), ("1346", "Saisie immobiliere"), ("1347", "Inventaire")]
-    for i, (number, text) in enumerate(rows):
-        y = 100 + i * 120
-        draw.text((80, y), number, fill=25, font=font)
-        draw.text((215, y), text, fill=25, font=font)
-    draw.line([(195, 40), (195, 660)], fill=30, width=3)  # the column rule, 100 px right of the numbers
-    page, lines = _lines(np.asarray(im), deskew=False)
+    for i, (number, text) in enumerate(REGISTER_ROWS):
+        draw.text((80, 100 + i * 120), number, fill=25, font=font)
+        draw.text((215, 100 + i * 120), text, fill=25, font=font)
+    for top, bottom in rule_spans:
+        draw.line([(195, top), (195, bottom)], fill=30, width=3)
+    return np.asarray(im)
+
+
+def test_table_cells_split_at_vertical_rules():
+    rows = REGISTER_ROWS
+    page, lines = _lines(_register([(40, 660)]), deskew=False)
     rule = 195 * page.transform[0, 0]  # the rule's column in the preprocessed page (it may be upscaled)
     assert len(lines) == 2 * len(rows)
     for ln in lines:
@@ -77,24 +85,13 @@ def test_table_cells_split_at_vertical_rules():
 
 
 def test_a_column_rule_that_fades_for_a_row_still_parts_its_cells():
-    """A register's column rule with a gap (faded ink, a break in the printing) beside one row: the
+    """The register's column rule with a gap (faded ink, a break in the printing) beside one row: the
     rest of the rule shows it is a column rule, so that row's cells are still two lines."""
-    from PIL import Image, ImageDraw, ImageFont
-
     from ocrcli.segment import SegmentConfig
 
-    font = ImageFont.load_default(size=32)
-    im = Image.new("L", (1000, 700), 245)
-    draw = ImageDraw.Draw(im)
-    rows = [("1344", "Depot de piece"), ("1345", "Union Parisienne"), ("1346", "Saisie immobiliere"), ("1347", "Inventaire")]
-    for i, (number, text) in enumerate(rows):
-        draw.text((80, 100 + i * 120), number, fill=25, font=font)
-        draw.text((215, 100 + i * 120), text, fill=25, font=font)
-    draw.line([(195, 40), (195, 310)], fill=30, width=3)
-    draw.line([(195, 390), (195, 660)], fill=30, width=3)  # no rule beside the third row (y 340-372)
-    page = preprocess(Page(np.asarray(im), 1, (1000, 700)), PreprocessConfig(deskew=False))
+    rows = REGISTER_ROWS
+    page, lines = _lines(_register([(40, 310), (390, 660)]), deskew=False)  # no rule beside the third row (y 340-372)
     rule = 195 * page.transform[0, 0]
-    lines = find_lines(page)
     assert len(lines) == 2 * len(rows)
     assert all(ln.bbox.x1 <= rule or ln.bbox.x0 >= rule for ln in lines)
     joined = find_lines(page, SegmentConfig(rule_gap=0))  # without closing the gap, the row is one line
