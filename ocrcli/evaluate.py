@@ -118,6 +118,7 @@ class SetPages:
     ref_matched: int = 0  # reference lines covered by a found line (box IoU >= 0.5)
     found_matched: int = 0  # found lines that cover a reference line
     page: ErrorCounter = field(default_factory=ErrorCounter)  # page text vs reference lines joined
+    page_ref_order: ErrorCounter = field(default_factory=ErrorCounter)  # the same, lines in_reference_order
     lines: ErrorCounter = field(default_factory=ErrorCounter)  # the same pages' reference line images
     peers: dict[str, ErrorCounter] = field(default_factory=dict)  # page CER of other engines
     seconds: float = 0.0
@@ -131,6 +132,7 @@ class SetPages:
         self.found_matched += other.found_matched
         self.seconds += other.seconds
         self.page.merge(other.page)
+        self.page_ref_order.merge(other.page_ref_order)
         self.lines.merge(other.lines)
         for name, counter in other.peers.items():
             self.peers.setdefault(name, ErrorCounter()).merge(counter)
@@ -150,6 +152,28 @@ def box_iou(a: list[int], b: list[int]) -> float:
     inter = ix * iy
     union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
     return inter / union if union > 0 else 0.0
+
+
+def in_reference_order(found: list[list[int]], refs: list[list[int]], min_iou: float = 0.2) -> list[int]:
+    """Indices of the found lines (boxes x0, y0, x1, y1, in output order) in the order of the
+    reference lines they overlap best (box IoU, at least ``min_iou``: looser than a match, so a
+    line found taller or shorter than its reference keeps its place); a found line that overlaps
+    none goes right after the found line before it, and found lines of one reference keep their order.
+
+    The page CER of the lines in this order leaves the reading order out: some references list
+    lines out of reading order (hooker letters: neighbouring lines swapped, runs of lines moved),
+    which the page text joined in output order is charged for."""
+    keys = []
+    last = -1
+    for i, f in enumerate(found):
+        overlaps = [box_iou(f, r) for r in refs]
+        best = max(range(len(refs)), key=overlaps.__getitem__, default=None)
+        if best is not None and overlaps[best] >= min_iou:
+            last = best
+            keys.append((best, 0, i))
+        else:
+            keys.append((last, 1, i))
+    return [i for _, _, i in sorted(keys)]
 
 
 def page_text(lines: list[str]) -> str:
@@ -221,6 +245,7 @@ def evaluate_pages(jsonl: Path, model: Path | None, device: str, limit: int | No
         s.found_matched += sum(1 for f in found if any(box_iou(r, f) >= 0.5 for r in refs))
         reference = page_text([line["text"] for line in rec["lines"] if line.get("text")])
         s.page.add(page_text([line.text for line in result.lines]), reference)
+        s.page_ref_order.add(page_text([result.lines[i].text for i in in_reference_order(found, refs)]), reference)
         for name, texts in peer_texts.items():
             hyp = texts.get(str(image_path.resolve()))
             if hyp is not None:
@@ -248,11 +273,12 @@ def print_page_report(stats: dict[str, SetPages]) -> None:
         total.merge(s)
     peer_names = sorted({n for s in stats.values() for n in s.peers})
     table = Table(title="ocr eval --pages: line finding (box IoU >= 0.5) and page CER")
-    for col in ["set", "pages", "ref lines", "found", "recall", "precision", "page CER", "line CER (same lines)"] + [f"{n} page CER" for n in peer_names] + ["s/page"]:
+    for col in ["set", "pages", "ref lines", "found", "recall", "precision", "page CER", "page CER, ref. order", "line CER (same lines)"] + [f"{n} page CER" for n in peer_names] + ["s/page"]:
         table.add_column(col, justify="left" if col == "set" else "right")
     for name, s in sorted(stats.items()) + [("all", total)]:
         row = [name, str(s.pages), str(s.ref_lines), str(s.found_lines), f"{100 * s.recall:.1f}%", f"{100 * s.precision:.1f}%",
-               f"{100 * s.page.cer:.2f}%", f"{100 * s.lines.cer:.2f}%" if s.lines.lines else "-"]
+               f"{100 * s.page.cer:.2f}%", f"{100 * s.page_ref_order.cer:.2f}%",
+               f"{100 * s.lines.cer:.2f}%" if s.lines.lines else "-"]
         row += [f"{100 * s.peers[n].cer:.2f}%" if n in s.peers else "-" for n in peer_names]
         row.append(f"{s.seconds / max(s.pages, 1):.2f}")
         table.add_row(*row)

@@ -201,27 +201,51 @@ def test_models_lists_the_shipped_model():
     assert f"{MODEL.name}  (default)" in result.stdout and "validation CER" in result.stdout
 
 
-def test_eval_pages_reports_line_finding_and_page_cer(tmp_path):
-    """`ocr eval --pages` on a tiny pages.jsonl made at test time: a page and its line boxes."""
-    lines = ["Dear Anna, thank you for the letter", "we arrived on Tuesday at noon and"]
-    image = render_page(lines, size=36, width=1200)
+PAGE_LINES = ["Dear Anna, thank you for the letter", "we arrived on Tuesday at noon and"]
+
+
+def _one_page_jsonl(tmp_path, reverse: bool = False):
+    """A page of PAGE_LINES rendered at test time and its pages.jsonl (reference boxes from the
+    ink), the reference lines listed bottom to top when ``reverse``."""
+    image = render_page(PAGE_LINES, size=36, width=1200)
     Image.fromarray(image).save(tmp_path / "p.png")
     rows = np.where((image < 128).any(axis=1))[0]
     groups = np.split(rows, np.where(np.diff(rows) > 5)[0] + 1)
     refs = []
-    for text, g in zip(lines, groups):
+    for text, g in zip(PAGE_LINES, groups):
         cols = np.where((image[g[0]:g[-1] + 1] < 128).any(axis=0))[0]
         x0, x1, y0, y1 = int(cols[0]), int(cols[-1]), int(g[0]), int(g[-1])
         refs.append({"id": f"l{len(refs)}", "text": text, "polygon": [[x0, y0], [x1, y0], [x1, y1], [x0, y1]]})
-    (tmp_path / "pages.jsonl").write_text(json.dumps({"image": "p.png", "set": "synthetic", "lines": refs}) + "\n")
+    (tmp_path / "pages.jsonl").write_text(json.dumps({"image": "p.png", "set": "synthetic", "lines": refs[::-1] if reverse else refs}) + "\n")
+    return tmp_path / "pages.jsonl"
+
+
+def _report_row(stdout: str) -> list[str]:
+    row = next(line for line in stdout.splitlines() if "synthetic" in line)
+    return [c.strip() for c in row.strip("│| ").split("│")]
+
+
+def test_eval_pages_reports_line_finding_and_page_cer(tmp_path):
+    """`ocr eval --pages` on a tiny pages.jsonl made at test time: a page and its line boxes."""
+    pages = _one_page_jsonl(tmp_path)
     peer = tmp_path / "peer.tsv"
     peer.write_text(f"{tmp_path / 'p.png'}\tDear Anna\\nwe arrived\t0.1\n")
-    result = ocr("eval", "--pages", tmp_path / "pages.jsonl", "--compare", f"other={peer}")
+    result = ocr("eval", "--pages", pages, "--compare", f"other={peer}")
     assert result.exit_code == 0, result.output
-    row = next(line for line in result.stdout.splitlines() if "synthetic" in line)
-    cells = [c.strip() for c in row.strip("│| ").split("│")]
+    cells = _report_row(result.stdout)
     assert cells[1:6] == ["1", "2", "2", "100.0%", "100.0%"]  # both lines found, nothing else
+    assert cells[6] == cells[7]  # the output's order is the reference's
     assert cells[-2].endswith("%") and float(cells[-2][:-1]) > 30  # the peer's page CER (half the text is missing)
+
+
+def test_eval_pages_scores_a_page_apart_from_its_references_line_order(tmp_path):
+    """A reference that lists a page's lines bottom to top charges the page CER for the order;
+    the reference-order page CER puts the found lines in the reference's order and does not."""
+    result = ocr("eval", "--pages", _one_page_jsonl(tmp_path, reverse=True))
+    assert result.exit_code == 0, result.output
+    cells = _report_row(result.stdout)
+    page, ref_order = float(cells[6][:-1]), float(cells[7][:-1])
+    assert page > 50 and ref_order < 10, cells
 
 
 def test_pages_scanned_sideways_or_upside_down_read_as_upright(tmp_path, page_png):
