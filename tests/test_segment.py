@@ -72,16 +72,15 @@ def _register(rule_spans):
 
 
 def test_table_cells_split_at_vertical_rules():
-    rows = REGISTER_ROWS
     page, lines = _lines(_register([(40, 660)]), deskew=False)
     rule = 195 * page.transform[0, 0]  # the rule's column in the preprocessed page (it may be upscaled)
-    assert len(lines) == 2 * len(rows)
+    assert len(lines) == 2 * len(REGISTER_ROWS)
     for ln in lines:
         assert ln.bbox.x1 <= rule or ln.bbox.x0 >= rule  # no line crosses the rule
     # Reading order: the rule runs along the whole table, so column by column (as archives
     # transcribe registers): the numbers top to bottom, then the entries.
-    assert [ln.bbox.x0 < rule for ln in lines] == [True] * len(rows) + [False] * len(rows)
-    assert [ln.bbox.y0 for ln in lines[:len(rows)]] == sorted(ln.bbox.y0 for ln in lines[:len(rows)])
+    assert [ln.bbox.x0 < rule for ln in lines] == [True] * len(REGISTER_ROWS) + [False] * len(REGISTER_ROWS)
+    assert [ln.bbox.y0 for ln in lines[:len(REGISTER_ROWS)]] == sorted(ln.bbox.y0 for ln in lines[:len(REGISTER_ROWS)])
 
 
 def test_a_column_rule_that_fades_for_a_row_still_parts_its_cells():
@@ -89,13 +88,12 @@ def test_a_column_rule_that_fades_for_a_row_still_parts_its_cells():
     rest of the rule shows it is a column rule, so that row's cells are still two lines."""
     from ocrcli.segment import SegmentConfig
 
-    rows = REGISTER_ROWS
     page, lines = _lines(_register([(40, 310), (390, 660)]), deskew=False)  # no rule beside the third row (y 340-372)
     rule = 195 * page.transform[0, 0]
-    assert len(lines) == 2 * len(rows)
+    assert len(lines) == 2 * len(REGISTER_ROWS)
     assert all(ln.bbox.x1 <= rule or ln.bbox.x0 >= rule for ln in lines)
     joined = find_lines(page, SegmentConfig(rule_gap=0))  # without closing the gap, the row is one line
-    assert len(joined) == 2 * len(rows) - 1
+    assert len(joined) == 2 * len(REGISTER_ROWS) - 1
 
 
 def test_a_table_header_is_read_across_before_the_columns():
