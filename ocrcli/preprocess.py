@@ -77,12 +77,15 @@ def flatten_illumination(gray: np.ndarray) -> np.ndarray:
 
 
 def ink_mask(gray: np.ndarray, min_contrast: int = 30) -> np.ndarray:
-    """Otsu threshold with a contrast floor, so a blank page gives an empty mask, not amplified noise."""
+    """Otsu threshold with a contrast floor, so a blank page gives an empty mask, not amplified noise.
+    Ink is darker than the threshold. Otsu's threshold is the darker class's highest value, which on
+    a black-and-white scan (ink and paper two values only) is the ink's own value: the darkest value
+    is always ink when the contrast floor allows it."""
     if gray.size == 0:
         return np.zeros_like(gray)
     threshold, _ = cv2.threshold(gray, 0, 255, cv2.THRESH_BINARY + cv2.THRESH_OTSU)
     paper = percentile_u8(gray, 90)
-    threshold = min(threshold, paper - min_contrast)
+    threshold = min(max(threshold, float(gray.min()) + 1), paper - min_contrast)
     return np.where(gray < threshold, np.uint8(255), np.uint8(0))
 
 

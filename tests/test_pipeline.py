@@ -79,6 +79,16 @@ def test_multipage_tiff_pages_are_separated_by_form_feed(tmp_path, fake_recogniz
     assert emitted[0].count("\f") == 2
 
 
+@pytest.mark.parametrize("name, options", [("scan.png", {}), ("scan.tif", {"compression": "group4"})])
+def test_black_and_white_scans_are_read(tmp_path, fake_recognizer, name, options):
+    """A 1-bit scan (fax-style TIFF, thresholded PNG): ink and paper are two values only."""
+    path = tmp_path / name
+    Image.fromarray(render_page()).point(lambda v: 255 if v > 128 else 0).convert("1").save(path, **options)
+    outcomes, _ = _batch([path], RunConfig(output_dir=tmp_path / "out"), fake_recognizer)
+    assert outcomes[0].error is None
+    assert len((tmp_path / "out" / "scan.txt").read_text(encoding="utf-8").splitlines()) == len(LINES)
+
+
 def test_line_layout_reads_each_image_as_one_line(tmp_path, fake_recognizer, line_pngs):
     cfg = RunConfig(layout="line", formats=("json",), to_stdout=True)
     outcomes, emitted = _batch(line_pngs, cfg, fake_recognizer)

@@ -69,6 +69,14 @@ def test_blank_page_has_no_ink():
     assert result.ink.sum() == 0
 
 
+def test_black_and_white_page_ink_is_its_dark_value():
+    """On a page of two values (a 1-bit scan) Otsu's threshold is the ink's own value."""
+    truth = np.asarray(render_page()) < 128
+    for ink, paper in ((0, 255), (26, 245)):
+        page = np.where(truth, np.uint8(ink), np.uint8(paper))
+        assert np.array_equal(binarize(_page(page)).ink > 0, truth)
+
+
 def test_deskew_recovers_the_angle():
     page = render_page()
     for angle in (-12.0, -4.0, 3.0, 9.0):
