@@ -2,9 +2,10 @@
 
 Method: remove ruled lines and borders from the ink mask, smear the ink horizontally so the words
 of a line join into one blob, split blobs that span several lines at the valleys of their row
-profile, merge pieces of the same line, and order lines top to bottom, column by column where long
-vertical rules divide the page or a white gutter parts two columns of writing. Each line's crop is
-cut between seams, the least-inked paths between its body and its neighbours' bodies.
+profile (a dense column's blob along the ridges of its ink instead), merge pieces of the same
+line, and order lines top to bottom, column by column where long vertical rules divide the page or
+a white gutter parts two columns of writing. Each line's crop is cut between seams, the
+least-inked paths between its body and its neighbours' bodies.
 """
 
 from __future__ import annotations
@@ -40,6 +41,18 @@ class SegmentConfig:
     # cut_height, they are cut into round(height / pitch) lines whatever their valleys.
     split_height: float = 1.2
     cut_height: float = 1.6
+    # A blob over ridge_height pitches tall and ridge_width wide (a dense column of writing joined
+    # into one) is parted along ridges: its ink blurred along the rows (Gaussian, ridge_blur pitches
+    # across and down), at each column the rows where that peaks (at least ridge_peak of its 99th
+    # percentile), joined from column to column. Each ridge's box leaves out ridge_trim of its ink's
+    # rows at top and bottom (stray ascenders and descenders). If any box is over ridge_max pitches
+    # tall (ridges lost in large writing), the blob is cut by height instead.
+    ridge_height: float = 6.0
+    ridge_width: float = 6.0
+    ridge_blur: tuple[float, float] = (1.5, 0.15)
+    ridge_peak: float = 0.15
+    ridge_trim: float = 0.03
+    ridge_max: float = 1.8
     min_peak: float = 0.3  # a line body's peak in the row profile, as a share of the blob's highest
     max_valley: float = 0.5  # the valley between two bodies, as a share of the lower peak
     column_rule: float = 0.5  # vertical rules along this share of the text's height divide it into columns
@@ -202,6 +215,61 @@ def _split_at_valleys(profile: np.ndarray, pitch: float, min_peak: float, max_va
     return [(a, b) for a, b in zip(edges, edges[1:]) if b - a > 2]
 
 
+RIDGE_CHUNK = 1 << 16  # ink pixels given to their nearest ridge at once
+
+
+def ridge_boxes(mask: np.ndarray, pitch: float, cfg: SegmentConfig = SegmentConfig()) -> list[list[int]] | None:
+    """Lines of a tall blob (``mask``: its ink) along the ridges of its ink blurred along the rows,
+    so lines that rise, fall or bend across a wide column, or start and end at different places,
+    are followed where one cut across the whole blob would slice through them. Every ink pixel goes
+    to the ridge nearest it in its column; each ridge's pixels give its boxes, parted at gaps over
+    ``merge_gap`` pitches. None when fewer than two ridges are found or a box is taller than
+    ``ridge_max`` pitches: the blob is then better cut by height."""
+    h, w = mask.shape
+    across, down = cfg.ridge_blur
+    blur = cv2.GaussianBlur(mask.astype(np.float32), (0, 0), sigmaX=across * pitch, sigmaY=max(1.0, down * pitch))
+    top = float(np.percentile(blur, 99))
+    if top <= 0:
+        return None
+    peak = np.zeros((h, w), np.uint8)
+    peak[1:-1] = (blur[1:-1] >= blur[:-2]) & (blur[1:-1] > blur[2:]) & (blur[1:-1] >= cfg.ridge_peak * top)
+    n, labels, stats, _ = cv2.connectedComponentsWithStats(cv2.dilate(peak, np.ones((3, 3), np.uint8)), connectivity=8)
+    ridges = [k for k in range(1, n) if stats[k, cv2.CC_STAT_WIDTH] >= pitch]
+    if len(ridges) < 2:
+        return None
+    # Each ridge's row at every column it spans (a pitch beyond its ends); elsewhere infinitely far.
+    centres = np.full((len(ridges), w), np.inf)
+    py, px = np.nonzero(peak)
+    owners = labels[py, px]
+    for k, ridge in enumerate(ridges):
+        own = owners == ridge
+        cols, where = np.unique(px[own], return_inverse=True)
+        rows = np.bincount(where, weights=py[own]) / np.bincount(where)
+        lo, hi = max(0, int(cols[0] - pitch)), min(w, int(cols[-1] + pitch) + 1)
+        centres[k, lo:hi] = np.interp(np.arange(lo, hi), cols, rows)
+    ys, xs = np.nonzero(mask)
+    nearest = np.empty(len(xs), np.intp)
+    for start in range(0, len(xs), RIDGE_CHUNK):  # ridges x pixels at a time: a bounded temporary
+        part = slice(start, start + RIDGE_CHUNK)
+        nearest[part] = np.argmin(np.abs(centres[:, xs[part]] - ys[part]), axis=0)
+    spanned = np.isfinite(centres[nearest, xs])
+    boxes = []
+    for k in range(len(ridges)):
+        own = (nearest == k) & spanned
+        if not own.any():
+            continue
+        kx, ky = xs[own], ys[own]
+        cols = np.unique(kx)
+        cuts = np.nonzero(np.diff(cols) > cfg.merge_gap * pitch)[0]
+        for a, b in zip(np.r_[0, cuts + 1], np.r_[cuts, len(cols) - 1]):
+            rows = ky[(kx >= cols[a]) & (kx <= cols[b])]
+            y0, y1 = np.quantile(rows, [cfg.ridge_trim, 1 - cfg.ridge_trim])
+            boxes.append([int(cols[a]), int(y0), int(cols[b]) + 1, int(y1) + 1])
+    if not boxes or max(b[3] - b[1] for b in boxes) > cfg.ridge_max * pitch:
+        return None
+    return boxes
+
+
 class TextInk(NamedTuple):
     """What ``text_ink`` makes of a page's ink mask."""
 
@@ -256,6 +324,10 @@ def find_lines(page: Page, cfg: SegmentConfig = SegmentConfig()) -> list[Line]:
         if h > cfg.split_height * pitch:
             rows = (labels[y:y + h, x:x + w] == i) & (clean[y:y + h, x:x + w] > 0)
             profile = rows.sum(axis=1).astype(np.float64)
+            ridged = ridge_boxes(rows, pitch, cfg) if h > cfg.ridge_height * pitch and w > cfg.ridge_width * pitch else None
+            if ridged is not None:
+                boxes += [[x + b[0], y + b[1], x + b[2], y + b[3]] for b in ridged]
+                continue
             if h > cfg.cut_height * pitch:
                 pieces = _split_rows(profile, pitch)
             else:  # two lines joined by a descender, or one line with tall loops: cut only at a clear valley
