@@ -215,9 +215,6 @@ def _split_at_valleys(profile: np.ndarray, pitch: float, min_peak: float, max_va
     return [(a, b) for a, b in zip(edges, edges[1:]) if b - a > 2]
 
 
-RIDGE_CHUNK = 1 << 16  # ink pixels given to their nearest ridge at once
-
-
 def ridge_boxes(mask: np.ndarray, pitch: float, cfg: SegmentConfig = SegmentConfig()) -> list[list[int]] | None:
     """Lines of a tall blob (``mask``: its ink) along the ridges of its ink blurred along the rows,
     so lines that rise, fall or bend across a wide column, or start and end at different places,
@@ -237,26 +234,40 @@ def ridge_boxes(mask: np.ndarray, pitch: float, cfg: SegmentConfig = SegmentConf
     ridges = [k for k in range(1, n) if stats[k, cv2.CC_STAT_WIDTH] >= pitch]
     if len(ridges) < 2:
         return None
-    # Each ridge's row at every column it spans (a pitch beyond its ends); elsewhere infinitely far.
-    centres = np.full((len(ridges), w), np.inf)
+    # Each ridge's row at every column it spans (a pitch beyond its ends), as entries sorted by
+    # column, then row: a pixel's nearest ridge in its column is the entry just above or below it.
     py, px = np.nonzero(peak)
     owners = labels[py, px]
+    by_owner = np.argsort(owners, kind="stable")
+    bounds = np.searchsorted(owners[by_owner], np.arange(n + 1))
+    cols_, rows_, ridge_ = [], [], []
     for k, ridge in enumerate(ridges):
-        own = owners == ridge
+        own = by_owner[bounds[ridge]:bounds[ridge + 1]]
         cols, where = np.unique(px[own], return_inverse=True)
         rows = np.bincount(where, weights=py[own]) / np.bincount(where)
-        lo, hi = max(0, int(cols[0] - pitch)), min(w, int(cols[-1] + pitch) + 1)
-        centres[k, lo:hi] = np.interp(np.arange(lo, hi), cols, rows)
+        span = np.arange(max(0, int(cols[0] - pitch)), min(w, int(cols[-1] + pitch) + 1))
+        cols_.append(span)
+        rows_.append(np.interp(span, cols, rows))
+        ridge_.append(np.full(len(span), k))
+    col, row, ridge = (np.concatenate(a) for a in (cols_, rows_, ridge_))
+    order = np.lexsort((ridge, row, col))
+    col, row, ridge = col[order], row[order], ridge[order]
     ys, xs = np.nonzero(mask)
-    nearest = np.empty(len(xs), np.intp)
-    for start in range(0, len(xs), RIDGE_CHUNK):  # ridges x pixels at a time: a bounded temporary
-        part = slice(start, start + RIDGE_CHUNK)
-        nearest[part] = np.argmin(np.abs(centres[:, xs[part]] - ys[part]), axis=0)
-    spanned = np.isfinite(centres[nearest, xs])
+    at = np.searchsorted(col * (h + 1.0) + row, xs * (h + 1.0) + ys)  # first entry at or below the pixel
+    below, above = np.minimum(at, len(col) - 1), np.maximum(at - 1, 0)
+    to_below = np.where((at < len(col)) & (col[below] == xs), row[below] - ys, np.inf)
+    to_above = np.where((at > 0) & (col[above] == xs), ys - row[above], np.inf)
+    # The nearer of the two; at equal distance the ridge found first, as an argmin over ridges would.
+    take_above = (to_above < to_below) | ((to_above == to_below) & (ridge[above] < ridge[below]))
+    spanned = np.isfinite(np.minimum(to_above, to_below))
+    nearest = np.where(take_above, ridge[above], ridge[below])[spanned]
+    xs, ys = xs[spanned], ys[spanned]
+    by_ridge = np.argsort(nearest, kind="stable")
+    bounds = np.searchsorted(nearest[by_ridge], np.arange(len(ridges) + 1))
     boxes = []
     for k in range(len(ridges)):
-        own = (nearest == k) & spanned
-        if not own.any():
+        own = by_ridge[bounds[k]:bounds[k + 1]]
+        if not len(own):
             continue
         kx, ky = xs[own], ys[own]
         cols = np.unique(kx)
@@ -639,22 +650,42 @@ def _blocked(a: list[int], b: list[int], barrier: np.ndarray | None) -> bool:
 
 def _merge_same_line(boxes: list[list[int]], gap: float, barrier: np.ndarray | None = None) -> list[list[int]]:
     """Join boxes that overlap vertically by more than half and sit within ``gap`` pixels of each
-    other, unless a rule of ``barrier`` separates them."""
+    other, unless a rule of ``barrier`` separates them. Left to right, each box joins the first
+    line it can, until no more join. A line is looked up only among those sharing a band of rows
+    with the box and reaching within ``gap`` of it (the boxes come left to right, so a line left
+    behind stays behind): thousands of specks do not make it quadratic."""
     boxes = sorted(boxes, key=lambda b: b[0])
+    if not boxes:
+        return []
+    band = max(8, int(np.median([b[3] - b[1] for b in boxes])))
     merged = True
     while merged:
         merged = False
         out: list[list[int]] = []
+        bands: dict[int, list[int]] = {}  # band of rows -> indices in out of the lines on its rows
         for b in boxes:
-            for m in out:
-                overlap = min(m[3], b[3]) - max(m[1], b[1])
-                if (overlap > 0.5 * min(m[3] - m[1], b[3] - b[1]) and b[0] - m[2] < gap and m[0] - b[2] < gap
-                        and not _blocked(m, b, barrier)):
-                    m[:] = [min(m[0], b[0]), min(m[1], b[1]), max(m[2], b[2]), max(m[3], b[3])]
-                    merged = True
-                    break
-            else:
+            rows = range(b[1] // band, (b[3] - 1) // band + 1)
+            first = None
+            for r in rows:
+                near = bands[r] = [k for k in bands.get(r, ()) if b[0] - out[k][2] < gap]
+                for k in near:
+                    m = out[k]
+                    if first is not None and k >= first:
+                        continue
+                    overlap = min(m[3], b[3]) - max(m[1], b[1])
+                    if (overlap > 0.5 * min(m[3] - m[1], b[3] - b[1]) and m[0] - b[2] < gap
+                            and not _blocked(m, b, barrier)):
+                        first = k
+            if first is None:
+                first = len(out)
                 out.append(list(b))
+            else:
+                m = out[first]
+                m[:] = [min(m[0], b[0]), min(m[1], b[1]), max(m[2], b[2]), max(m[3], b[3])]
+                merged = True
+            for r in rows:
+                if first not in bands.setdefault(r, []):
+                    bands[r].append(first)
         boxes = out
     return boxes
 

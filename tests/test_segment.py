@@ -462,10 +462,35 @@ def test_a_dense_column_of_drifting_unevenly_spaced_lines_is_followed_line_by_li
     assert all(box_iou(box, found[k]) >= 0.5 for box, k in zip(truth, best))
 
 
-def test_ridge_pixels_taken_in_chunks_give_the_same_lines(monkeypatch):
-    import ocrcli.segment as segment
 
-    image, _ = _drifting_column()
-    page, whole = _lines(image, deskew=False)
-    monkeypatch.setattr(segment, "RIDGE_CHUNK", 1000)
-    assert find_lines(page) == whole
+def test_line_merging_by_row_bands_joins_as_a_box_by_box_search_would():
+    """``_merge_same_line`` looks a box's line up only among the lines on its bands of rows; the
+    result must be the plain definition's: left to right, each box joins the first line it
+    overlaps by more than half vertically within the gap, passes repeated until none joins."""
+    from ocrcli.segment import _merge_same_line
+
+    def plain(boxes, gap):
+        boxes = sorted(boxes, key=lambda b: b[0])
+        merged = True
+        while merged:
+            merged, out = False, []
+            for b in boxes:
+                for m in out:
+                    overlap = min(m[3], b[3]) - max(m[1], b[1])
+                    if overlap > 0.5 * min(m[3] - m[1], b[3] - b[1]) and b[0] - m[2] < gap and m[0] - b[2] < gap:
+                        m[:] = [min(m[0], b[0]), min(m[1], b[1]), max(m[2], b[2]), max(m[3], b[3])]
+                        merged = True
+                        break
+                else:
+                    out.append(list(b))
+            boxes = out
+        return boxes
+
+    rng = np.random.default_rng(5)
+    for _ in range(30):
+        n = int(rng.integers(1, 300))
+        x0, y0 = rng.integers(0, 2000, n), rng.integers(0, 1500, n)
+        w, h = rng.integers(3, 200, n), rng.integers(3, 80, n)
+        boxes = [[int(a), int(b), int(a + c), int(b + d)] for a, b, c, d in zip(x0, y0, w, h)]
+        gap = float(rng.uniform(5, 120))
+        assert _merge_same_line([list(b) for b in boxes], gap) == plain([list(b) for b in boxes], gap)
