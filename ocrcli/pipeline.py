@@ -20,7 +20,7 @@ from ocrcli.errors import InputError, OcrError, OutputError
 from ocrcli.inputs import InputFile
 from ocrcli.output import WRITERS, RunInfo, write_output
 from ocrcli.pages import iter_pages
-from ocrcli.preprocess import is_quarter_turned, preprocess, turn, weighted_median
+from ocrcli.preprocess import invert, is_quarter_turned, looks_negative, preprocess, turn, weighted_median
 from ocrcli.recognition.decode import split_words
 from ocrcli.segment import find_lines, interlinear, line_box, line_crops, place_words, split_in_two
 
@@ -209,7 +209,7 @@ def recognize_page(page: Page, cfg: RunConfig, recognizer, saver: StageSaver | N
     texts = recognizer.recognize([c.image for c in crops], fit=False)
     if cfg.preprocess.orient:
         prepared, found, crops, texts = upright(page, cfg, recognizer, (prepared, found, crops, texts))
-        if on_stage and any(step.get("step") == "orient" for step in prepared.steps):
+        if on_stage and any(step.get("step") in ("orient", "invert") for step in prepared.steps):
             on_stage("orient", prepared)
     found, crops, texts = split_merged(prepared, found, crops, texts, recognizer)
     found, crops, texts = add_interlinear(prepared, found, crops, texts, recognizer)
@@ -371,12 +371,19 @@ def _way_up(crops: list, texts: list, recognizer) -> tuple[tuple[float, float], 
 
 
 def upright(page: Page, cfg: RunConfig, recognizer, read: tuple) -> tuple:
-    """(prepared page, lines, crops, texts) of the page read the right way up (``read``: as given)."""
+    """(prepared page, lines, crops, texts) of the page read the right way up (``read``: as given).
+    A page whose ink suggests sideways lines is also read turned a quarter, and one that looks like
+    a negative is also read inverted; the reading with more confidently read characters wins."""
     readings = [(read, *_way_up(read[2], read[3], recognizer))]
+    others = []
     if read[0].ink is not None and is_quarter_turned(read[0].ink, cfg.preprocess.max_deskew_degrees):
-        prepared, found, crops = segment_page(turn(page, 1), cfg)
-        sideways = (prepared, found, crops, recognizer.recognize([c.image for c in crops], fit=False))
-        readings.append((sideways, *_way_up(crops, sideways[3], recognizer)))
+        others.append(turn(page, 1))
+    if looks_negative(page.image):
+        others.append(invert(page))
+    for other in others:
+        prepared, found, crops = segment_page(other, cfg)
+        texts = recognizer.recognize([c.image for c in crops], fit=False)
+        readings.append(((prepared, found, crops, texts), *_way_up(crops, texts, recognizer)))
     (prepared, found, crops, texts), (as_cut, turned), _ = max(readings, key=lambda r: r[2])
     if turned > as_cut + ORIENT_MARGIN:
         prepared = turn(prepared, 2)

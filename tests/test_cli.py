@@ -264,3 +264,18 @@ def test_pages_scanned_sideways_or_upside_down_read_as_upright(tmp_path, page_pn
         assert edit_distance(text, upright) <= 0.03 * len(upright), (degrees, text)
         if degrees == 180:  # the half-turn check is what makes it readable
             assert edit_distance(read(path, "--no-orient"), upright) > 0.3 * len(upright)
+
+
+def test_a_negative_scan_is_read_inverted(tmp_path, page_png):
+    """Light writing on a dark ground (a microfilm negative) reads as the positive does; without
+    the orientation checks, which hold the negative check, it does not."""
+    def read(path, *extra):
+        result = ocr("recognize", path, "--stdout", "--device", "cpu", "--decoder", "greedy", "-q", *extra)
+        assert result.exit_code == 0, result.output
+        return result.stdout
+
+    positive = read(page_png)
+    negative = tmp_path / "negative.png"
+    Image.fromarray(255 - np.asarray(Image.open(page_png).convert("L"))).save(negative)
+    assert edit_distance(read(negative), positive) <= 0.03 * len(positive)
+    assert edit_distance(read(negative, "--no-orient"), positive) > 0.3 * len(positive)

@@ -94,6 +94,18 @@ def test_upscale_enlarges_small_text_only():
     assert upscale(big, 20) is big
 
 
+def test_upscale_stops_at_its_pixel_budget(monkeypatch):
+    import ocrcli.preprocess as pre
+
+    small = binarize(_page(render_page(size=12)))
+    h, w = small.image.shape
+    monkeypatch.setattr(pre, "UPSCALE_MAX_PIXELS", 2 * h * w)
+    result = upscale(small, 20)
+    assert 1.9 * h * w < result.image.size < 2.02 * h * w  # enlarged 1.41x, not the 1.7x its letters ask
+    monkeypatch.setattr(pre, "UPSCALE_MAX_PIXELS", h * w)
+    assert upscale(small, 20) is small
+
+
 def test_denoise_removes_specks_but_keeps_letters():
     page = binarize(_page(render_page()))
     noisy_ink = page.ink.copy()
