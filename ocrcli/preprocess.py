@@ -200,8 +200,8 @@ def looks_negative(gray: np.ndarray) -> bool:
 
 def invert(page: Page) -> Page:
     """The page in negative (dark writing on light paper for a negative scan), recorded as an
-    "invert" step."""
-    return page.with_image(255 - page.image, None if page.ink is None else 255 - page.ink, {"step": "invert"})
+    "invert" step; its ink mask is left to be made again by ``preprocess``."""
+    return page.with_image(255 - page.image, None, {"step": "invert"})
 
 
 # A page may be turned a quarter when the ink's column profile is at least this share of its row
