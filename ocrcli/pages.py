@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import errno
+import re
 import warnings
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -90,6 +91,30 @@ def _describe(exc: Exception) -> str:
     return text if isinstance(exc, OSError) and text else f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
 
+def _pdf_page_sizes(path: Path, count: int, pdfinfo) -> dict[int, tuple[float, float]]:
+    """Each page's size in points (1/72 inch), from one ``pdfinfo`` over all pages; pages it does
+    not list are left out."""
+    try:
+        info = pdfinfo(str(path.absolute()), first_page=1, last_page=count)
+    except Exception:  # noqa: BLE001 - sizes only cap the rendering; the pages' own errors come later
+        return {}
+    sizes = {}
+    for key, value in info.items():
+        page, size = re.fullmatch(r"Page\s+(\d+) size", key), re.match(r"([\d.]+) x ([\d.]+) pts", str(value))
+        if page and size:
+            sizes[int(page.group(1))] = (float(size.group(1)), float(size.group(2)))
+    return sizes
+
+
+def render_dpi(size: tuple[float, float] | None, dpi: int) -> int:
+    """``dpi``, or less for a page so large (in points) that it would render over ``MAX_PIXELS``
+    (a poster or drawing: a 200-inch page at 200 dpi is 1.6 GP)."""
+    if size is None:
+        return dpi
+    pixels = (size[0] / 72 * dpi) * (size[1] / 72 * dpi)
+    return dpi if pixels <= MAX_PIXELS else max(1, int(dpi * (MAX_PIXELS / pixels) ** 0.5))
+
+
 def _pdf_pages(path: Path, dpi: int, on_page_error: Callable[[InputError], None] | None) -> Iterator[Page]:
     try:
         from pdf2image import convert_from_path, pdfinfo_from_path
@@ -111,9 +136,11 @@ def _pdf_pages(path: Path, dpi: int, on_page_error: Callable[[InputError], None]
     count = int(info.get("Pages", 0))
     if count < 1:
         raise InputError(f"{path}: PDF has no pages")
+    sizes = _pdf_page_sizes(path, count, pdfinfo_from_path)
     for number in range(1, count + 1):  # one page at a time keeps memory flat for long PDFs
+        page_dpi = render_dpi(sizes.get(number), dpi)
         try:
-            images = convert_from_path(str(path.absolute()), dpi=dpi, first_page=number, last_page=number, grayscale=True)
+            images = convert_from_path(str(path.absolute()), dpi=page_dpi, first_page=number, last_page=number, grayscale=True)
         except Exception as exc:  # pdf2image surfaces poppler failures as assorted exception types
             images, detail = [], f" ({' '.join(str(exc).split())[:160]})"
         else:

@@ -95,3 +95,28 @@ def test_corrupt_pdf_is_an_input_error(tmp_path):
     path.write_bytes(b"%PDF-1.4\n garbage")
     with pytest.raises(InputError, match="broken.pdf"):
         list(iter_pages(path))
+
+
+@pytest.mark.skipif(not has_poppler(), reason="PDF input needs poppler-utils (pdftoppm), not installed here")
+def test_a_huge_pdf_page_is_rendered_under_the_pixel_limit(tmp_path, monkeypatch):
+    """A poster-sized page would be gigapixels at the dpi asked for: it is rendered at the dpi that
+    keeps it under the limit, and the page before it at the dpi asked for."""
+    import ocrcli.pages as pages
+
+    monkeypatch.setattr(pages, "MAX_PIXELS", 2_000_000)
+    letter = Image.fromarray(render_page(["a letter"]))  # 1200 px wide: 8 inches at 150 dpi
+    poster = Image.new("L", (3000, 3000), 245)  # 20 inches square: 4 MP at 100 dpi
+    poster.paste(letter, (0, 0))
+    path = tmp_path / "poster.pdf"
+    letter.save(path, save_all=True, append_images=[poster], resolution=150.0)
+    first, second = [p.image for p in iter_pages(path, dpi=100)]
+    assert abs(first.shape[1] - 800) <= 2
+    assert 1_800_000 < second.size <= 2_000_000
+
+def test_render_dpi_keeps_a_page_under_the_pixel_limit():
+    from ocrcli.pages import render_dpi
+
+    assert render_dpi((595, 842), 200) == 200  # A4
+    assert render_dpi(None, 200) == 200
+    dpi = render_dpi((14400, 14400), 200)  # 200 x 200 inches, the largest PDF page
+    assert (200 * dpi) ** 2 <= MAX_PIXELS < (200 * (dpi + 1)) ** 2
