@@ -17,6 +17,7 @@ from ocrcli.inputs import PDF_SUFFIXES
 
 # A 600-dpi A3 scan is ~70 MP; anything past this is refused before it is decoded.
 MAX_PIXELS = 120_000_000
+ALL_PAGES = 10**9  # a last page for pdfinfo beyond any PDF's: it lists them all
 
 
 def _to_gray(im: Image.Image) -> np.ndarray:
@@ -48,7 +49,6 @@ def _check_size(path: Path, width: int, height: int) -> None:
 
 
 def _image_pages(path: Path, exif: bool, on_page_error: Callable[[InputError], None] | None) -> Iterator[Page]:
-    Image.MAX_IMAGE_PIXELS = MAX_PIXELS  # PIL's own bomb check, as a second line of defence
     try:
         with warnings.catch_warnings():  # _check_size reports big images itself, with a hint
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
@@ -91,13 +91,9 @@ def _describe(exc: Exception) -> str:
     return text if isinstance(exc, OSError) and text else f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
 
-def _pdf_page_sizes(path: Path, count: int, pdfinfo) -> dict[int, tuple[float, float]]:
-    """Each page's size in points (1/72 inch), from one ``pdfinfo`` over all pages; pages it does
+def _pdf_page_sizes(info: dict) -> dict[int, tuple[float, float]]:
+    """Each page's size in points (1/72 inch) from ``pdfinfo`` run over all pages; pages it does
     not list are left out."""
-    try:
-        info = pdfinfo(str(path.absolute()), first_page=1, last_page=count)
-    except Exception:  # noqa: BLE001 - sizes only cap the rendering; the pages' own errors come later
-        return {}
     sizes = {}
     for key, value in info.items():
         page, size = re.fullmatch(r"Page\s+(\d+) size", key), re.match(r"([\d.]+) x ([\d.]+) pts", str(value))
@@ -123,7 +119,8 @@ def _pdf_pages(path: Path, dpi: int, on_page_error: Callable[[InputError], None]
         raise InputError(f"{path}: PDF support needs the pdf2image package") from None
     try:
         # An absolute path: a name starting with '-' must never look like an option to poppler.
-        info = pdfinfo_from_path(str(path.absolute()))
+        # Every page's size too (pdfinfo stops at the last page): pages too large are rendered smaller.
+        info = pdfinfo_from_path(str(path.absolute()), first_page=1, last_page=ALL_PAGES)
     except PDFInfoNotInstalledError:
         raise InputError(f"{path}: PDF support needs poppler", hint="apt-get install poppler-utils") from None
     except (PDFPageCountError, PDFSyntaxError, ValueError) as exc:
@@ -136,7 +133,7 @@ def _pdf_pages(path: Path, dpi: int, on_page_error: Callable[[InputError], None]
     count = int(info.get("Pages", 0))
     if count < 1:
         raise InputError(f"{path}: PDF has no pages")
-    sizes = _pdf_page_sizes(path, count, pdfinfo_from_path)
+    sizes = _pdf_page_sizes(info)
     for number in range(1, count + 1):  # one page at a time keeps memory flat for long PDFs
         page_dpi = render_dpi(sizes.get(number), dpi)
         try:
@@ -164,6 +161,9 @@ def iter_pages(path: Path, dpi: int = 200, exif: bool = True,
     called with the error and the remaining pages are still read.
     """
     path = Path(path)
+    # PIL's own bomb check (it also opens the rendered PDF pages) at our limit: a second line of
+    # defence for images, and no warning for a PDF page render_dpi kept under it.
+    Image.MAX_IMAGE_PIXELS = MAX_PIXELS
     try:
         if path.stat().st_size == 0:
             raise InputError(f"{path}: empty file (0 bytes)")

@@ -215,6 +215,13 @@ def _split_at_valleys(profile: np.ndarray, pitch: float, min_peak: float, max_va
     return [(a, b) for a, b in zip(edges, edges[1:]) if b - a > 2]
 
 
+def _grouped(keys: np.ndarray, count: int) -> list[np.ndarray]:
+    """For each value 0 .. count - 1, the positions in ``keys`` that hold it, in order."""
+    order = np.argsort(keys, kind="stable")
+    bounds = np.searchsorted(keys[order], np.arange(count + 1))
+    return [order[a:b] for a, b in zip(bounds[:-1], bounds[1:])]
+
+
 def ridge_boxes(mask: np.ndarray, pitch: float, cfg: SegmentConfig = SegmentConfig()) -> list[list[int]] | None:
     """Lines of a tall blob (``mask``: its ink) along the ridges of its ink blurred along the rows,
     so lines that rise, fall or bend across a wide column, or start and end at different places,
@@ -237,12 +244,10 @@ def ridge_boxes(mask: np.ndarray, pitch: float, cfg: SegmentConfig = SegmentConf
     # Each ridge's row at every column it spans (a pitch beyond its ends), as entries sorted by
     # column, then row: a pixel's nearest ridge in its column is the entry just above or below it.
     py, px = np.nonzero(peak)
-    owners = labels[py, px]
-    by_owner = np.argsort(owners, kind="stable")
-    bounds = np.searchsorted(owners[by_owner], np.arange(n + 1))
+    by_label = _grouped(labels[py, px], n)
     cols_, rows_, ridge_ = [], [], []
     for k, ridge in enumerate(ridges):
-        own = by_owner[bounds[ridge]:bounds[ridge + 1]]
+        own = by_label[ridge]
         cols, where = np.unique(px[own], return_inverse=True)
         rows = np.bincount(where, weights=py[own]) / np.bincount(where)
         span = np.arange(max(0, int(cols[0] - pitch)), min(w, int(cols[-1] + pitch) + 1))
@@ -262,11 +267,8 @@ def ridge_boxes(mask: np.ndarray, pitch: float, cfg: SegmentConfig = SegmentConf
     spanned = np.isfinite(np.minimum(to_above, to_below))
     nearest = np.where(take_above, ridge[above], ridge[below])[spanned]
     xs, ys = xs[spanned], ys[spanned]
-    by_ridge = np.argsort(nearest, kind="stable")
-    bounds = np.searchsorted(nearest[by_ridge], np.arange(len(ridges) + 1))
     boxes = []
-    for k in range(len(ridges)):
-        own = by_ridge[bounds[k]:bounds[k + 1]]
+    for own in _grouped(nearest, len(ridges)):
         if not len(own):
             continue
         kx, ky = xs[own], ys[own]

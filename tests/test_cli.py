@@ -248,34 +248,31 @@ def test_eval_pages_scores_a_page_apart_from_its_references_line_order(tmp_path)
     assert page > 50 and ref_order < 10, cells
 
 
-def test_pages_scanned_sideways_or_upside_down_read_as_upright(tmp_path, page_png):
-    def read(path, *extra):
-        result = ocr("recognize", path, "--stdout", "--device", "cpu", "--decoder", "greedy", "-q", *extra)
-        assert result.exit_code == 0, result.output
-        return result.stdout
+def _read(path, *extra) -> str:
+    """The text ``ocr recognize`` prints for one input (greedy decoding, on the CPU)."""
+    result = ocr("recognize", path, "--stdout", "--device", "cpu", "--decoder", "greedy", "-q", *extra)
+    assert result.exit_code == 0, result.output
+    return result.stdout
 
-    upright = read(page_png)
+
+def test_pages_scanned_sideways_or_upside_down_read_as_upright(tmp_path, page_png):
+    upright = _read(page_png)
     assert len(upright) > 100
     image = np.asarray(Image.open(page_png))
     for degrees, code in ((90, cv2.ROTATE_90_CLOCKWISE), (180, cv2.ROTATE_180), (270, cv2.ROTATE_90_COUNTERCLOCKWISE)):
         path = tmp_path / f"turned{degrees}.png"
         Image.fromarray(cv2.rotate(image, code)).save(path)
-        text = read(path)
+        text = _read(path)
         assert edit_distance(text, upright) <= 0.03 * len(upright), (degrees, text)
         if degrees == 180:  # the half-turn check is what makes it readable
-            assert edit_distance(read(path, "--no-orient"), upright) > 0.3 * len(upright)
+            assert edit_distance(_read(path, "--no-orient"), upright) > 0.3 * len(upright)
 
 
 def test_a_negative_scan_is_read_inverted(tmp_path, page_png):
     """Light writing on a dark ground (a microfilm negative) reads as the positive does; without
     the orientation checks, which hold the negative check, it does not."""
-    def read(path, *extra):
-        result = ocr("recognize", path, "--stdout", "--device", "cpu", "--decoder", "greedy", "-q", *extra)
-        assert result.exit_code == 0, result.output
-        return result.stdout
-
-    positive = read(page_png)
+    positive = _read(page_png)
     negative = tmp_path / "negative.png"
     Image.fromarray(255 - np.asarray(Image.open(page_png).convert("L"))).save(negative)
-    assert edit_distance(read(negative), positive) <= 0.03 * len(positive)
-    assert edit_distance(read(negative, "--no-orient"), positive) > 0.3 * len(positive)
+    assert edit_distance(_read(negative), positive) <= 0.03 * len(positive)
+    assert edit_distance(_read(negative, "--no-orient"), positive) > 0.3 * len(positive)
