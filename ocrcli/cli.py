@@ -119,6 +119,7 @@ def recognize(
     overwrite: Annotated[bool, typer.Option("--overwrite", help="Redo inputs whose outputs already exist (default: skip them, so a rerun resumes).")] = False,
     no_exif: Annotated[bool, typer.Option("--no-exif", help="Ignore the EXIF orientation of photos (keep pixels as stored).")] = False,
     no_orient: Annotated[bool, typer.Option("--no-orient", help="Do not turn pages scanned sideways or upside down.")] = False,
+    no_paper: Annotated[bool, typer.Option("--no-paper", help="Do not cut a photographed sheet out of the desk around it (read the whole frame).")] = False,
     no_upscale: Annotated[bool, typer.Option("--no-upscale", help="Do not enlarge small text.")] = False,
     no_deskew: Annotated[bool, typer.Option("--no-deskew", help="Do not straighten skewed pages.")] = False,
     no_binarize: Annotated[bool, typer.Option("--no-binarize", help="Do not flatten lighting before finding ink (a global threshold is used).")] = False,
@@ -163,7 +164,8 @@ def recognize(
         code = _recognize(paths or [], files_from, null, fmt, output_dir, stdout, layout, device, model, dpi, save_stages,
                           overwrite, no_exif, no_upscale, no_deskew, no_binarize, no_denoise, batch_size, review_below, quiet,
                           precision.value, shard, engine.value, address, workers, cpus_per_worker, gpus_per_worker,
-                          decoder=decoder.value, lm=lm, keep_fragments=keep_fragments, no_orient=no_orient)
+                          decoder=decoder.value, lm=lm, keep_fragments=keep_fragments, no_orient=no_orient,
+                          no_paper=no_paper)
     except OcrError as exc:
         _err(f"error: {exc}")
         code = exc.exit_code
@@ -180,7 +182,8 @@ def _recognize(paths, files_from, null, fmt, output_dir, stdout, layout, device,
                no_exif, no_upscale, no_deskew, no_binarize, no_denoise, batch_size, review_below, quiet,
                precision: str = "auto", shard: str | None = None, engine: str = "local", address: str | None = None,
                workers: int | None = None, cpus_per_worker: float = 1.0, gpus_per_worker: float = 0.0,
-               decoder: str = "beam", lm: Path | None = None, keep_fragments: bool = False, no_orient: bool = False) -> int:
+               decoder: str = "beam", lm: Path | None = None, keep_fragments: bool = False, no_orient: bool = False,
+               no_paper: bool = False) -> int:
     from ocrcli.runtime import limit_memory, quiet_decoders
 
     limit_memory()
@@ -231,7 +234,8 @@ def _recognize(paths, files_from, null, fmt, output_dir, stdout, layout, device,
     cfg = RunConfig(
         layout=layout.value, formats=formats, output_dir=output_dir, to_stdout=stdout, dpi=dpi,
         save_stages=save_stages, overwrite=overwrite, review_below=review_below, keep_fragments=keep_fragments,
-        preprocess=PreprocessConfig(exif_orientation=not no_exif, orient=not no_orient, upscale=not no_upscale, deskew=not no_deskew,
+        preprocess=PreprocessConfig(exif_orientation=not no_exif, orient=not no_orient, paper=not no_paper,
+                                    upscale=not no_upscale, deskew=not no_deskew,
                                     binarize=not no_binarize, denoise=not no_denoise),
         recognize=RecognizeConfig(model_path=model, device=device, batch_size=batch_size, precision=precision,
                                   decoder=decoder, lm_path=lm),

@@ -12,6 +12,7 @@ class PreprocessConfig:
 
     exif_orientation: bool = True
     orient: bool = True  # pages turned by 90, 180 or 270 degrees are turned upright
+    paper: bool = True  # a photographed sheet is cut out of its surround and squared up
     upscale: bool = True
     deskew: bool = True
     binarize: bool = True

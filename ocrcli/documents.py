@@ -37,7 +37,8 @@ class Page:
     source_size: tuple[int, int]  # (width, height) as decoded, before any stage
     steps: list[dict] = field(default_factory=list)
     ink: np.ndarray | None = None  # uint8 mask (255 = ink) from the binarize stage, same size as image
-    # 3x3 affine map from the decoded image's pixels to this image's pixels (upscale, deskew).
+    # 3x3 map from the decoded image's pixels to this image's pixels (paper: a perspective map;
+    # upscale, deskew, orient: affine), in homogeneous coordinates.
     transform: np.ndarray = field(default_factory=lambda: np.eye(3))
 
     def with_image(self, image: np.ndarray, ink: np.ndarray | None, step: dict | None,
@@ -58,6 +59,7 @@ class Page:
         inverse = np.linalg.inv(self.transform)
         corners = np.array([[box.x0, box.y0, 1], [box.x1, box.y0, 1], [box.x1, box.y1, 1], [box.x0, box.y1, 1]], float)
         pts = corners @ inverse.T
+        pts = pts[:, :2] / pts[:, 2:]
         w, h = self.source_size
         xs = np.clip(np.round(pts[:, 0]), 0, w).astype(int)
         ys = np.clip(np.round(pts[:, 1]), 0, h).astype(int)

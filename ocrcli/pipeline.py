@@ -20,7 +20,7 @@ from ocrcli.errors import InputError, OcrError, OutputError
 from ocrcli.inputs import InputFile
 from ocrcli.output import WRITERS, RunInfo, write_output
 from ocrcli.pages import iter_pages
-from ocrcli.preprocess import invert, is_quarter_turned, looks_negative, preprocess, turn, weighted_median
+from ocrcli.preprocess import crop_paper, invert, is_quarter_turned, looks_negative, preprocess, turn, weighted_median
 from ocrcli.recognition.decode import split_words
 from ocrcli.segment import find_lines, interlinear, line_box, line_crops, place_words, split_in_two
 
@@ -370,6 +370,14 @@ def _way_up(crops: list, texts: list, recognizer) -> tuple[tuple[float, float], 
     return means, max(sum(t.path_confidence * len(t.text) for t in read) for read in (as_cut, turned))
 
 
+def _looks_negative(page: Page, cfg: RunConfig) -> bool:
+    """Whether the page looks like a negative: judged on the sheet alone when the paper stage cuts
+    one out (a dark desk around a photographed page is not a dark ground)."""
+    if not looks_negative(page.image):
+        return False
+    return not cfg.preprocess.paper or looks_negative(crop_paper(page).image)
+
+
 def upright(page: Page, cfg: RunConfig, recognizer, read: tuple) -> tuple:
     """(prepared page, lines, crops, texts) of the page read the right way up (``read``: as given).
     A page whose ink suggests sideways lines is also read turned a quarter, and one that looks like
@@ -378,7 +386,7 @@ def upright(page: Page, cfg: RunConfig, recognizer, read: tuple) -> tuple:
     others = []
     if read[0].ink is not None and is_quarter_turned(read[0].ink, cfg.preprocess.max_deskew_degrees):
         others.append(turn(page, 1))
-    if looks_negative(page.image):
+    if _looks_negative(page, cfg):
         others.append(invert(page))
     for other in others:
         prepared, found, crops = segment_page(other, cfg)

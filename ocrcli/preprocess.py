@@ -183,6 +183,203 @@ def upscale(page: Page, min_height: int) -> Page:
     return page.with_image(image, ink, {"step": "upscale", "factor": round(factor, 3)}, matrix)
 
 
+# Finding the sheet in a photo. The work is done on the page shrunk to PAPER_SIDE pixels on its longer
+# side, with the writing closed away (a grey-level closing PAPER_CLOSE-th of that side wide). A
+# candidate sheet is a region that fills a four-cornered outline (PAPER_FILL both ways), covers at
+# least PAPER_MIN_SHARE of the photo and leaves at least PAPER_MIN_OUTSIDE of it outside. It is
+# taken only if each side of the outline that is not the photo's own edge is a paper edge: a drop of
+# at least PAPER_EDGE_STEP grey levels from inside to outside, at least PAPER_EDGE_SHARP of it within
+# PAPER_EDGE_NEAR pixels (a shadow's edge is soft and spreads its drop wider). Measured on photos
+# of sample and validation pages (warped onto dark, wooden, grey and mottled desks, some with a
+# shadow; scripts/photograph_pages.py): paper edges have sharpness 0.85-2.3, the soft shadow edges
+# that bounded a lit part of a page 0.33-0.36. None of the 89 validation scans is cut.
+PAPER_SIDE = 512
+PAPER_CLOSE = 40
+PAPER_FILL = 0.9
+PAPER_MIN_SHARE = 0.15
+PAPER_MIN_OUTSIDE = 0.03
+PAPER_EDGE_STEP = 20.0
+PAPER_EDGE_SHARP = 0.6
+PAPER_EDGE_NEAR = 3
+PAPER_EDGE_REACH = 8
+# At least two of the sheet's edges must show: one straight dark edge is as often a scanner's black
+# border or a book's gutter beside a scan, which the segmenter deals with (a will among the 89
+# validation pages, cut along its black left border, read 15.05 -> 18.08%: its stamp and margin
+# notes, no longer joined to the border, became lines of junk).
+PAPER_MIN_EDGES = 2
+# The cut runs this many (work-size) pixels inside the sheet's edges: a sliver of desk left along the
+# cut becomes a long streak of ink beside the writing, and can make the segmenter merge lines (a
+# copiste sample page on a striped desk: 13 lines found instead of 22).
+PAPER_INSET = 1.5
+# A sharp edge: a closed-image morphological gradient over this many grey levels.
+PAPER_EDGE_GRADIENT = 12
+
+
+def _bright_region(closed: np.ndarray) -> np.ndarray | None:
+    """The largest region on the bright side of Otsu's threshold (paper on a darker desk)."""
+    _, bright = cv2.threshold(closed, 0, 255, cv2.THRESH_BINARY + cv2.THRESH_OTSU)
+    bright = cv2.morphologyEx(bright, cv2.MORPH_OPEN, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (5, 5)))
+    n, labels, stats, _ = cv2.connectedComponentsWithStats(bright, connectivity=4)
+    if n < 2:
+        return None
+    return labels == 1 + int(np.argmax(stats[1:, cv2.CC_STAT_AREA]))
+
+
+def _edge_bounded_region(closed: np.ndarray) -> np.ndarray | None:
+    """The brightest large region bounded by sharp edges: a sheet partly in shadow, whose shaded part
+    falls on the desk's side of any global threshold, is still one region (a shadow's edge is soft)."""
+    gradient = cv2.morphologyEx(closed, cv2.MORPH_GRADIENT, np.ones((3, 3), np.uint8))
+    free = np.where(gradient < PAPER_EDGE_GRADIENT, np.uint8(255), np.uint8(0))
+    n, labels, stats, _ = cv2.connectedComponentsWithStats(free, connectivity=4)
+    large = [i for i in range(1, n) if stats[i, cv2.CC_STAT_AREA] >= 0.1 * free.size]
+    if not large:
+        return None
+    return labels == max(large, key=lambda i: float(np.median(closed[labels == i])))
+
+
+def _outline(region: np.ndarray) -> np.ndarray | None:
+    """The region's four-cornered outline (top-left, top-right, bottom-right, bottom-left) when the
+    region fills it, else None."""
+    mask = region.astype(np.uint8)
+    contours, _ = cv2.findContours(mask, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
+    if not contours:
+        return None
+    hull = cv2.convexHull(max(contours, key=cv2.contourArea))
+    perimeter = cv2.arcLength(hull, True)
+    for eps in np.linspace(0.005, 0.08, 16):
+        corners = cv2.approxPolyDP(hull, eps * perimeter, True)
+        if len(corners) <= 4:
+            break
+    if len(corners) != 4:
+        return None
+    quad = corners.reshape(4, 2).astype(np.float32)
+    inside = np.zeros_like(mask)
+    cv2.fillConvexPoly(inside, np.round(quad).astype(np.int32), 1)
+    common = int((inside & mask).sum())
+    if common < PAPER_FILL * inside.sum() or common < PAPER_FILL * mask.sum():
+        return None
+    centre = quad.mean(0)
+    quad = quad[np.argsort(np.arctan2(quad[:, 1] - centre[1], quad[:, 0] - centre[0]))]  # clockwise on screen
+    quad = np.roll(quad, -int(np.argmin(quad.sum(1))), 0)
+    return _fit_sides(quad, max(contours, key=cv2.contourArea).reshape(-1, 2).astype(np.float32))
+
+
+def _fit_sides(quad: np.ndarray, boundary: np.ndarray) -> np.ndarray:
+    """The corners where straight lines fitted to each side's boundary points meet (the outline's
+    own corners are hull vertices, off the true corner where the region's corner is rounded)."""
+    lines = []
+    for a, b in zip(quad, np.roll(quad, -1, 0)):
+        along = b - a
+        length = float(np.linalg.norm(along))
+        if length < 8:
+            return quad
+        t = (boundary - a) @ along / length**2
+        off = np.abs((boundary - a) @ np.array([along[1], -along[0]]) / length)
+        near = boundary[(t > 0.1) & (t < 0.9) & (off <= max(2.0, 0.01 * length))]
+        if len(near) < 5:
+            return quad
+        vx, vy, x, y = cv2.fitLine(near, cv2.DIST_HUBER, 0, 0.01, 0.01).ravel()
+        lines.append((np.array([x, y]), np.array([vx, vy])))
+    fitted = _meeting_points(lines)
+    # Fitted corners stay near the outline's own: a poor fit leaves the outline as it was.
+    return fitted if fitted is not None and np.abs(fitted - quad).max() <= 0.05 * np.ptp(quad, 0).max() else quad
+
+
+def _meeting_points(lines: list) -> np.ndarray | None:
+    """Where each line (point, direction) meets the next: corner i is on lines i - 1 and i."""
+    corners = []
+    for (p1, d1), (p2, d2) in zip(lines[-1:] + lines[:-1], lines):
+        det = d1[0] * -d2[1] + d1[1] * d2[0]
+        if abs(det) < 1e-6:
+            return None
+        s = ((p2[0] - p1[0]) * -d2[1] + (p2[1] - p1[1]) * d2[0]) / det
+        corners.append(p1 + s * d1)
+    return np.array(corners, np.float32)
+
+
+def _paper_edge(closed: np.ndarray, a: np.ndarray, b: np.ndarray, normal: np.ndarray) -> float | None:
+    """How far out along ``normal`` the sheet's edge lies from the side a-b, when the side is a
+    sharp drop from inside to outside (see PAPER_EDGE_*), else None; from profiles across it at
+    points along its middle four fifths."""
+    offsets = np.arange(-PAPER_EDGE_REACH, PAPER_EDGE_REACH + 1, dtype=np.float32)
+    ts = np.linspace(0.1, 0.9, 24, dtype=np.float32)
+    points = a + ts[:, None, None] * (b - a) + offsets[None, :, None] * normal
+    profiles = cv2.remap(closed.astype(np.float32), points[..., 0].astype(np.float32), points[..., 1].astype(np.float32),
+                         cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+    drop = profiles[:, :3].mean(1) - profiles[:, -3:].mean(1)
+    drops = profiles[:, :-PAPER_EDGE_NEAR] - profiles[:, PAPER_EDGE_NEAR:]
+    if np.median(drop) < PAPER_EDGE_STEP or np.median(drops.max(1) / np.maximum(drop, 1.0)) < PAPER_EDGE_SHARP:
+        return None
+    return float(np.median(offsets[drops.argmax(1)])) + PAPER_EDGE_NEAR / 2
+
+
+def _sheet(closed: np.ndarray, region: np.ndarray | None) -> np.ndarray | None:
+    """The region's outline when it is a sheet of paper on a darker surround (see PAPER_*), each
+    side moved onto the sheet's edge."""
+    if region is None or region.mean() < PAPER_MIN_SHARE:
+        return None
+    quad = _outline(region)
+    if quad is None:
+        return None
+    h, w = closed.shape
+    inside = np.zeros((h, w), np.uint8)
+    cv2.fillConvexPoly(inside, np.round(quad).astype(np.int32), 1)
+    if 1 - inside.mean() < PAPER_MIN_OUTSIDE:
+        return None
+    centre = quad.mean(0)
+    lines, edges = [], 0
+    for a, b in zip(quad, np.roll(quad, -1, 0)):
+        along = (b - a) / max(float(np.linalg.norm(b - a)), 1e-6)
+        normal = np.array([along[1], -along[0]], np.float32)
+        if np.dot(normal, (a + b) / 2 - centre) < 0:
+            normal = -normal  # pointing out of the sheet
+        shift = 0.0
+        # A side along the photo's own edge is where the photo cut the sheet off.
+        if not any(abs(a[i] - v) <= 3 and abs(b[i] - v) <= 3 for i, v in ((0, 0), (0, w - 1), (1, 0), (1, h - 1))):
+            edge = _paper_edge(closed, a, b, normal)
+            if edge is None:
+                return None
+            shift = edge - PAPER_INSET
+            edges += 1
+        lines.append((a + shift * normal, along))
+    return _meeting_points(lines) if edges >= PAPER_MIN_EDGES else None
+
+
+def find_paper(gray: np.ndarray) -> np.ndarray | None:
+    """The corners (top-left, top-right, bottom-right, bottom-left, in ``gray``'s pixels) of a sheet
+    of paper photographed on a darker surface, or None when the page has no such surround (a scan)
+    or its edges are not clear enough to cut along."""
+    h, w = gray.shape
+    if min(h, w) < 32:
+        return None
+    scale = min(1.0, PAPER_SIDE / max(h, w))
+    small = cv2.resize(gray, (max(1, round(w * scale)), max(1, round(h * scale))), interpolation=cv2.INTER_AREA)
+    k = max(3, round(max(small.shape) / PAPER_CLOSE)) | 1
+    closed = cv2.morphologyEx(small, cv2.MORPH_CLOSE, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (k, k)))
+    blurred = cv2.GaussianBlur(closed, (5, 5), 0)
+    for region in (_bright_region(blurred), _edge_bounded_region(blurred)):
+        quad = _sheet(closed, region)
+        if quad is not None:
+            return (quad + 0.5) / scale - 0.5
+    return None
+
+
+def crop_paper(page: Page) -> Page:
+    """Cut a photographed sheet out of its surround (desk, hands) and square it up (perspective),
+    so the desk's texture is not read as writing. Pages without a clear sheet are left as they are."""
+    quad = find_paper(page.image)
+    if quad is None:
+        return page
+    tl, tr, br, bl = quad
+    w = max(1, int(round(max(np.linalg.norm(tr - tl), np.linalg.norm(br - bl)))))
+    h = max(1, int(round(max(np.linalg.norm(bl - tl), np.linalg.norm(br - tr)))))
+    target = np.float32([[0, 0], [w, 0], [w, h], [0, h]])
+    matrix = cv2.getPerspectiveTransform(quad.astype(np.float32), target)
+    image = cv2.warpPerspective(page.image, matrix, (w, h), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+    corners = [[int(round(x)), int(round(y))] for x, y in quad]
+    return page.with_image(image, None, {"step": "paper", "corners": corners}, matrix)
+
+
 # A page whose darker side of Otsu's threshold covers more than this share of it may be a negative
 # (light writing on a dark ground: a microfilm or photocopy negative). On the 89 validation pages
 # that share is at most 0.17, on a page under a heavy shadow 0.52, on a negative 0.97. Such a page
@@ -334,13 +531,12 @@ def denoise(page: Page) -> Page:
 
 
 def preprocess(page: Page, cfg: PreprocessConfig, on_stage: Callable[[str, Page], None] | None = None) -> Page:
-    """Run the enabled stages in order: binarize, upscale, deskew, denoise.
+    """Run the enabled stages in order: paper, binarize, upscale, deskew, denoise.
 
     ``on_stage(name, page)`` is called after each stage that ran (used by --save-stages).
     """
-    stages: list[tuple[str, Callable[[Page], Page]]] = [
-        ("binarize", binarize) if cfg.binarize else ("mask", global_mask)
-    ]
+    stages: list[tuple[str, Callable[[Page], Page]]] = [("paper", crop_paper)] if cfg.paper else []
+    stages.append(("binarize", binarize) if cfg.binarize else ("mask", global_mask))
     if cfg.upscale:
         stages.append(("upscale", lambda p: upscale(p, cfg.min_text_height)))
     if cfg.deskew:

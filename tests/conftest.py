@@ -38,6 +38,38 @@ def render_page(lines: list[str] = LINES, size: int = 36, width: int = 1200, spa
     return np.asarray(im)
 
 
+def photograph(page: np.ndarray, desk: str = "dark", shadow: bool = False, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """The page as if photographed on a desk: seen at an angle (a perspective warp), on a dark,
+    striped (wood grain), mottled (cloth) or light grey desk, optionally with a soft shadow over the
+    right half of the frame. Returns the photo and the sheet's corners in it (top-left, top-right, bottom-right,
+    bottom-left)."""
+    import cv2
+
+    rng = np.random.default_rng(seed)
+    h, w = page.shape
+    frame_h, frame_w = int(h * 1.4), int(w * 1.35)
+    x, y = 0.15 * w, 0.2 * h
+    corners = np.float32([[x + 0.03 * w, y], [x + 1.02 * w, y + 0.04 * h], [x + 0.98 * w, y + 1.01 * h], [x - 0.02 * w, y + 0.97 * h]])
+    matrix = cv2.getPerspectiveTransform(np.float32([[0, 0], [w, 0], [w, h], [0, h]]), corners)
+    sheet = cv2.warpPerspective(page.astype(np.float32), matrix, (frame_w, frame_h))
+    inside = cv2.warpPerspective(np.ones_like(page, np.float32), matrix, (frame_w, frame_h))
+    rows, cols = np.mgrid[0:frame_h, 0:frame_w].astype(np.float32)
+    if desk == "stripes":
+        surface = 95 + 30 * np.sin((cols + 0.4 * rows) / 5.0)
+    elif desk == "mottled":
+        blots = rng.normal(0, 1, (frame_h // 40 + 1, frame_w // 40 + 1)).astype(np.float32)
+        surface = 100 + 30 * cv2.resize(blots, (frame_w, frame_h), interpolation=cv2.INTER_CUBIC)
+    elif desk == "grey":
+        surface = np.full((frame_h, frame_w), 150, np.float32)
+    else:
+        surface = np.full((frame_h, frame_w), 60, np.float32)
+    surface = surface + rng.normal(0, 5, surface.shape)
+    photo = inside * sheet + (1 - inside) * surface
+    if shadow:
+        photo *= 1 - 0.45 / (1 + np.exp(-(cols - 0.45 * frame_w) / (0.03 * frame_w)))
+    return np.clip(photo, 0, 255).astype(np.uint8), corners
+
+
 def render_line(text: str = "Hello world", size: int = 40) -> np.ndarray:
     font = ImageFont.load_default(size=size)
     left, top, right, bottom = font.getbbox(text)

@@ -10,7 +10,7 @@ import pytest
 from PIL import Image
 from typer.testing import CliRunner
 
-from conftest import MODEL, ROOT, has_poppler, render_page
+from conftest import MODEL, ROOT, has_poppler, photograph, render_page
 from ocrcli.cli import app
 from ocrcli.errors import ExitCode
 from ocrcli.metrics import edit_distance
@@ -127,7 +127,7 @@ def test_rerun_skips_existing_outputs_and_overwrite_redoes(tmp_path, page_png):
 
 
 def test_stage_switches_and_save_stages(tmp_path, page_png):
-    result = ocr("recognize", page_png, "--stdout", "-f", "json", "--no-deskew", "--no-denoise", "--no-upscale",
+    result = ocr("recognize", page_png, "--stdout", "-f", "json", "--no-paper", "--no-deskew", "--no-denoise", "--no-upscale",
                  "--save-stages", tmp_path / "stages", "-q")
     assert result.exit_code == 0, result.output
     steps = [s["step"] for s in json.loads(result.stdout)["pages"][0]["preprocessing"]]
@@ -266,6 +266,25 @@ def test_pages_scanned_sideways_or_upside_down_read_as_upright(tmp_path, page_pn
         assert edit_distance(text, upright) <= 0.03 * len(upright), (degrees, text)
         if degrees == 180:  # the half-turn check is what makes it readable
             assert edit_distance(_read(path, "--no-orient"), upright) > 0.3 * len(upright)
+
+
+def test_a_page_photographed_on_a_desk_reads_as_its_scan(tmp_path):
+    """A sample page photographed at an angle on a mottled desk: the sheet is cut out and squared
+    up, so it reads nearly as the scan does and its lines map back onto the sheet in the photo;
+    read whole (--no-paper) the desk's blotches become lines of junk."""
+    sample = ROOT / "samples" / "pages" / "hooker-JDH_2_16_145_001.jpg"
+    scan = _read(sample)
+    photo, corners = photograph(np.asarray(Image.open(sample).convert("L")), "mottled", seed=1)
+    path = tmp_path / "photo.png"
+    Image.fromarray(photo).save(path)
+    assert edit_distance(_read(path), scan) <= 0.12 * len(scan)
+    assert edit_distance(_read(path, "--no-paper"), scan) > 0.4 * len(scan)
+    page = json.loads(_read(path, "--format", "json"))["pages"][0]
+    assert page["preprocessing"][0]["step"] == "paper"
+    (left, top), (right, bottom) = corners.min(0), corners.max(0)
+    for line in page["lines"]:
+        x0, y0, x1, y1 = line["bbox"]
+        assert left - 5 <= x0 < x1 <= right + 5 and top - 5 <= y0 < y1 <= bottom + 5
 
 
 def test_a_negative_scan_is_read_inverted(tmp_path, page_png):

@@ -1,10 +1,13 @@
 import cv2
 import numpy as np
 
-from conftest import render_page
+import pytest
+
+from conftest import LINES, photograph, render_page
 from ocrcli.config import PreprocessConfig
 from ocrcli.documents import BBox, Page
-from ocrcli.preprocess import (BAND_ROWS, binarize, deskew, denoise, estimate_skew, flatten_illumination, is_quarter_turned,
+from ocrcli.preprocess import (BAND_ROWS, binarize, crop_paper, deskew, denoise, estimate_skew, find_paper, flatten_illumination,
+                               is_quarter_turned,
                                percentile_u8, percentiles_u8, preprocess, rotate, text_height, turn, upscale)
 
 
@@ -139,8 +142,8 @@ def test_denoise_gives_the_segmenter_the_cleaned_masks_letter_height():
 def test_stages_can_be_switched_off_and_boxes_map_back():
     image = rotate(render_page(size=14), 5.0, 245)
     all_on = preprocess(_page(image), PreprocessConfig())
-    assert [s["step"] for s in all_on.steps] == ["binarize", "upscale", "deskew", "denoise"]
-    off = preprocess(_page(image), PreprocessConfig(upscale=False, deskew=False, binarize=False, denoise=False))
+    assert [s["step"] for s in all_on.steps] == ["binarize", "upscale", "deskew", "denoise"]  # a scan: no paper step
+    off = preprocess(_page(image), PreprocessConfig(paper=False, upscale=False, deskew=False, binarize=False, denoise=False))
     assert off.steps == [] and off.image.shape == image.shape
     box, polygon = all_on.to_source(BBox(0, 0, all_on.image.shape[1], all_on.image.shape[0]))
     h, w = image.shape
@@ -179,3 +182,47 @@ def test_turned_page_boxes_map_back_to_the_same_input_pixels():
         cut = page.image[source.y0:source.y1, source.x0:source.x1]
         assert np.array_equal(cv2.rotate(cut, code), turned.image[box.y0:box.y1, box.x0:box.x1])
     assert turn(page, 4) is page
+
+
+@pytest.mark.parametrize("desk", ["dark", "stripes", "grey"])
+@pytest.mark.parametrize("shadow", [False, True])
+def test_a_photographed_sheet_is_cut_out_of_the_desk_and_squared_up(desk, shadow):
+    """The sheet's corners are found on a dark, a striped (wood grain) and a light grey desk, also
+    when a soft shadow darkens part of the sheet as much as the desk; the sheet comes out square,
+    and boxes on it map back to the photo through the perspective map."""
+    page = render_page(LINES * 3)
+    photo, corners = photograph(page, desk, shadow)
+    found = find_paper(photo)
+    assert found is not None
+    assert np.abs(found - corners).max() < 0.01 * page.shape[1]
+    cut = crop_paper(_page(photo))
+    assert cut.steps == [{"step": "paper", "corners": np.round(found).astype(int).tolist()}]
+    h, w = cut.image.shape
+    assert abs(w / h - page.shape[1] / page.shape[0]) < 0.06  # the test's sheet is a slightly skewed quad
+    # The writing is level and where it is on the page: the rows of ink (smoothed over a few
+    # pixels) line up with the page's.
+    squared = cv2.resize(flatten_illumination(cut.image), page.shape[::-1], interpolation=cv2.INTER_AREA)
+    rows, truth = ((cv2.GaussianBlur((im < 128).mean(1, dtype=np.float32)[:, None], (1, 0), 8).ravel())
+                   for im in (squared, page))
+    assert np.corrcoef(rows, truth)[0, 1] > 0.95
+    _, polygon = cut.to_source(BBox(0, 0, w, h))
+    assert np.abs(np.array(polygon) - corners).max() < 0.01 * page.shape[1] + 1
+    assert (cut.image < 100).mean() < 1.2 * (page < 100).mean()  # no desk left: only the writing is dark
+    frame = np.concatenate([cut.image[:2].ravel(), cut.image[-2:].ravel(), cut.image[:, :2].ravel(), cut.image[:, -2:].ravel()])
+    assert frame.min() > 125  # not even a sliver along the cut (paper: 245, 135 in the shadow)
+
+
+def test_pages_without_a_desk_around_them_are_left_as_they_are():
+    """A scan (paper to the edges), with or without a shadow, or with a black border down one side:
+    the lit part of a shaded page is a four-cornered bright region, but its shadow side is soft, not
+    a paper edge; a bordered scan shows one edge, where a sheet on a desk shows two or more."""
+    page = render_page(LINES * 3)
+    assert find_paper(page) is None
+    columns = np.arange(page.shape[1])[None, :]
+    shaded = (page * (1 - 0.45 / (1 + np.exp(-(columns - 0.6 * page.shape[1]) / 30)))).astype(np.uint8)
+    assert find_paper(shaded) is None
+    assert crop_paper(_page(shaded)).steps == []
+    bordered = page.copy()
+    bordered[:, :60] = 15  # a scanner's black border down one side: one edge, not a sheet on a desk
+    assert find_paper(bordered) is None
+    assert find_paper(np.full((20, 20), 200, np.uint8)) is None
