@@ -5,11 +5,13 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from conftest import LINES, render_page
-from ocrcli.config import RunConfig
+from conftest import LINES, photograph, render_page
+from ocrcli.config import PreprocessConfig, RunConfig
+from ocrcli.documents import Page
 from ocrcli.inputs import resolve_inputs
 from ocrcli.output import RunInfo, atomic_write
-from ocrcli.pipeline import output_paths, run_batch
+from ocrcli.pipeline import _looks_negative, output_paths, run_batch
+from ocrcli.preprocess import looks_negative
 
 RUN = RunInfo("fake", "0" * 64, "cpu")
 
@@ -349,3 +351,14 @@ def test_a_word_written_between_lines_is_read_as_a_line_of_its_own(tmp_path, wor
     x0, y0, x1, y1 = lines[1]["bbox"]
     assert 390 <= x0 and x1 <= 560 and y1 <= lines[2]["bbox"][1] + 15
     assert lines[2]["bbox"][3] - lines[2]["bbox"][1] < 45  # the line below, cut and read without the word
+
+
+def test_a_dark_desk_around_a_photographed_sheet_does_not_make_it_a_negative():
+    """Most of this photo is dark desk, which alone would have the page read inverted as well; the
+    check looks at the sheet as the paper stage cuts it out (and at the whole frame without it)."""
+    photo, _ = photograph(render_page(LINES * 3), "dark")
+    photo = np.pad(photo, 400, constant_values=60)
+    page = Page(photo, 1, (photo.shape[1], photo.shape[0]))
+    assert looks_negative(photo)
+    assert not _looks_negative(page, RunConfig())
+    assert _looks_negative(page, RunConfig(preprocess=PreprocessConfig(paper=False)))
