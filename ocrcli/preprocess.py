@@ -244,7 +244,8 @@ def _outline(region: np.ndarray) -> np.ndarray | None:
     contours, _ = cv2.findContours(mask, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
     if not contours:
         return None
-    hull = cv2.convexHull(max(contours, key=cv2.contourArea))
+    boundary = max(contours, key=cv2.contourArea)
+    hull = cv2.convexHull(boundary)
     perimeter = cv2.arcLength(hull, True)
     for eps in np.linspace(0.005, 0.08, 16):
         corners = cv2.approxPolyDP(hull, eps * perimeter, True)
@@ -261,7 +262,7 @@ def _outline(region: np.ndarray) -> np.ndarray | None:
     centre = quad.mean(0)
     quad = quad[np.argsort(np.arctan2(quad[:, 1] - centre[1], quad[:, 0] - centre[0]))]  # clockwise on screen
     quad = np.roll(quad, -int(np.argmin(quad.sum(1))), 0)
-    return _fit_sides(quad, max(contours, key=cv2.contourArea).reshape(-1, 2).astype(np.float32))
+    return _fit_sides(quad, boundary.reshape(-1, 2).astype(np.float32))
 
 
 def _fit_sides(quad: np.ndarray, boundary: np.ndarray) -> np.ndarray:
