@@ -353,8 +353,8 @@ def find_paper(gray: np.ndarray) -> np.ndarray | None:
     h, w = gray.shape
     if min(h, w) < 32:
         return None
-    scale = min(1.0, PAPER_SIDE / max(h, w))
-    small = cv2.resize(gray, (max(1, round(w * scale)), max(1, round(h * scale))), interpolation=cv2.INTER_AREA)
+    small = _thumbnail(gray, PAPER_SIDE)
+    scale = np.array([small.shape[1] / w, small.shape[0] / h], np.float32)
     k = max(3, round(max(small.shape) / PAPER_CLOSE)) | 1
     closed = cv2.morphologyEx(small, cv2.MORPH_CLOSE, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (k, k)))
     blurred = cv2.GaussianBlur(closed, (5, 5), 0)
@@ -457,11 +457,12 @@ def turn(page: Page, quarters: int) -> Page:
                            np.array(matrix, float))
 
 
-def _thumbnail(ink: np.ndarray, longest: int = 800) -> np.ndarray:
-    """The mask shrunk so its longer side is at most ``longest`` pixels (profiles are searched on it)."""
-    h, w = ink.shape
+def _thumbnail(image: np.ndarray, longest: int = 800) -> np.ndarray:
+    """The mask (or page) shrunk so its longer side is at most ``longest`` pixels (profiles and the
+    sheet of a photo are searched on it)."""
+    h, w = image.shape
     scale = min(1.0, longest / max(h, w))
-    return cv2.resize(ink, (max(1, round(w * scale)), max(1, round(h * scale))), interpolation=cv2.INTER_AREA)
+    return cv2.resize(image, (max(1, round(w * scale)), max(1, round(h * scale))), interpolation=cv2.INTER_AREA)
 
 
 def _profile_score(ink_small: np.ndarray, angle: float) -> float:
