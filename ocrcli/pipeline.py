@@ -381,17 +381,22 @@ def _looks_negative(page: Page, cfg: RunConfig) -> bool:
 def upright(page: Page, cfg: RunConfig, recognizer, read: tuple) -> tuple:
     """(prepared page, lines, crops, texts) of the page read the right way up (``read``: as given).
     A page whose ink suggests sideways lines is also read turned a quarter, and one that looks like
-    a negative is also read inverted; the reading with more confidently read characters wins."""
+    a negative is also read inverted (and inverted and turned a quarter, when the inverted page's
+    ink suggests sideways lines); the reading with more confidently read characters wins."""
+    def sideways(prepared: Page) -> bool:
+        return prepared.ink is not None and is_quarter_turned(prepared.ink, cfg.preprocess.max_deskew_degrees)
+
     readings = [(read, *_way_up(read[2], read[3], recognizer))]
-    others = []
-    if read[0].ink is not None and is_quarter_turned(read[0].ink, cfg.preprocess.max_deskew_degrees):
-        others.append(turn(page, 1))
+    others = [turn(page, 1)] if sideways(read[0]) else []
     if _looks_negative(page, cfg):
         others.append(invert(page))
     for other in others:
         prepared, found, crops = segment_page(other, cfg)
         texts = recognizer.recognize([c.image for c in crops], fit=False)
         readings.append(((prepared, found, crops, texts), *_way_up(crops, texts, recognizer)))
+        # A negative's ink is its ground, so whether its lines run sideways shows only once inverted.
+        if other.steps and other.steps[-1].get("step") == "invert" and sideways(prepared):
+            others.append(turn(other, 1))
     (prepared, found, crops, texts), (as_cut, turned), _ = max(readings, key=lambda r: r[2])
     if turned > as_cut + ORIENT_MARGIN:
         prepared = turn(prepared, 2)

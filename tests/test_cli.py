@@ -295,3 +295,14 @@ def test_a_negative_scan_is_read_inverted(tmp_path, page_png):
     Image.fromarray(255 - np.asarray(Image.open(page_png).convert("L"))).save(negative)
     assert edit_distance(_read(negative), positive) <= 0.03 * len(positive)
     assert edit_distance(_read(negative, "--no-orient"), positive) > 0.3 * len(positive)
+
+
+def test_a_negative_scanned_sideways_is_read_inverted_and_turned(tmp_path, page_png):
+    """A negative's lines show which way they run only once it is inverted (its ink mask is
+    the dark ground), so the turn is looked for again on the inverted page."""
+    positive = _read(page_png)
+    image = 255 - np.asarray(Image.open(page_png).convert("L"))
+    for degrees, code in ((90, cv2.ROTATE_90_CLOCKWISE), (270, cv2.ROTATE_90_COUNTERCLOCKWISE)):
+        path = tmp_path / f"negative{degrees}.png"
+        Image.fromarray(cv2.rotate(image, code)).save(path)
+        assert edit_distance(_read(path), positive) <= 0.03 * len(positive), degrees
