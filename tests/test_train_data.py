@@ -5,7 +5,7 @@ import numpy as np
 from conftest import needs_shared, render_line
 from ocrcli.recognition.charset import DEFAULT_ALPHABET, Charset
 from ocrcli.recognition.lineimage import fit_rows, normalize_line
-from ocrcli.train.augment import augment
+from ocrcli.train.augment import augment, bilevel
 from ocrcli.train.data import bucketed_batches
 
 
@@ -17,6 +17,25 @@ def test_augment_keeps_a_readable_line():
         assert out.dtype == np.uint8 and out.ndim == 2
         assert 0.5 * line.shape[1] < out.shape[1] < 2.5 * line.shape[1]
         assert (out < 128).any()  # ink survived
+
+
+def test_some_training_views_are_black_and_white_scans():
+    # Grey ink of several shades on grey paper, as a scan has it.
+    line = render_line("Black and white")
+    line = (70 + line.astype(np.float32) * (200 - 70) / 255).astype(np.uint8)
+    ink = line < 135
+    rng = np.random.default_rng(1)
+    for _ in range(20):
+        out = bilevel(line, rng)
+        assert out.shape == line.shape and out.dtype == np.uint8
+        # Black ink on white paper, with at most the grey steps of a 2x shrink along the edges.
+        assert len(np.unique(out)) <= 5 and out.min() == 0 and out.max() == 255
+        dark = out < 128
+        assert (dark & ink).sum() / (dark | ink).sum() > 0.7
+    # About a quarter of the augmented views are such scans.
+    views = [augment(line, rng) for _ in range(300)]
+    share = np.mean([len(np.unique(v)) <= 5 for v in views])
+    assert 0.05 < share < 0.35
 
 
 def test_normalize_line_is_deterministic_and_ink_high():

@@ -81,6 +81,23 @@ def photometric(gray: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     return out
 
 
+def bilevel(gray: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """A black-and-white (1-bit) scan of the line: Otsu's threshold, moved a little either way.
+
+    Half the time the line is thresholded at twice its size and shrunk back, as a page scanned
+    1-bit at a high resolution and read at a lower one has soft, not staircase, edges. Faint
+    strokes that fall on the paper's side are lost, as they are in such scans.
+    """
+    scale = 2 if rng.random() < 0.5 else 1
+    img = gray if scale == 1 else cv2.resize(gray, None, fx=scale, fy=scale, interpolation=cv2.INTER_LINEAR)
+    otsu, _ = cv2.threshold(img, 0, 255, cv2.THRESH_BINARY | cv2.THRESH_OTSU)
+    level = float(np.clip(otsu + rng.uniform(-20.0, 15.0), 1, 254))
+    out = np.where(img > level, 255, 0).astype(np.uint8)
+    if scale != 1:
+        out = cv2.resize(out, (gray.shape[1], gray.shape[0]), interpolation=cv2.INTER_AREA)
+    return out
+
+
 def augment(gray: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     """One random training view of a line crop (uint8, dark ink on light paper)."""
     if rng.random() < 0.8:
@@ -89,4 +106,9 @@ def augment(gray: np.ndarray, rng: np.random.Generator) -> np.ndarray:
         gray = elastic(gray, rng)
     if rng.random() < 0.2:
         gray = stroke(gray, rng)
-    return photometric(gray, rng)
+    gray = photometric(gray, rng)
+    # 1-bit scans: without this a line thresholded to black and white read 19.8% CER against
+    # 16.3% in gray (the 350 fixture lines, shipped model of session 25).
+    if rng.random() < 0.25:
+        gray = bilevel(gray, rng)
+    return gray
