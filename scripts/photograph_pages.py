@@ -2,7 +2,8 @@
 
 Each chosen page is warped at a random angle (its corners moved by up to --tilt of its size) onto a
 larger frame of desk: dark, wooden (wavy grain), light grey or mottled (cloth), in turn; the frame
-gets a lighting gradient, every third one a soft shadow across it, and it is saved as a JPEG. The
+gets a lighting gradient, every third one (--shadow-every) a shadow across it, soft unless
+--shadow-edge says otherwise, and it is saved as a JPEG. The
 reference line polygons are warped with the page, so the output is a pages.jsonl of its own:
 
     python scripts/photograph_pages.py ../shared/data/pages.jsonl photos/ --every 7
@@ -41,7 +42,7 @@ def desk(kind: str, h: int, w: int, rng: np.random.Generator) -> np.ndarray:
 
 
 def photograph(page: np.ndarray, kind: str, shadow: bool, tilt: float, frame: tuple[float, float],
-               rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+               rng: np.random.Generator, shadow_edge: float = 0.03) -> tuple[np.ndarray, np.ndarray]:
     """The page on a desk, and the 3x3 perspective map from the page's pixels to the photo's."""
     h, w = page.shape
     frame_h, frame_w = (int(side * rng.uniform(*frame)) for side in (h, w))
@@ -57,7 +58,7 @@ def photograph(page: np.ndarray, kind: str, shadow: bool, tilt: float, frame: tu
     if shadow:
         angle = rng.uniform(0, np.pi)
         across = (cols - frame_w / 2) * np.cos(angle) + (rows - frame_h / 2) * np.sin(angle) - rng.uniform(-0.2, 0.2) * frame_w
-        photo *= 1 - 0.4 / (1 + np.exp(-across / (0.03 * frame_w)))
+        photo *= 1 - 0.4 / (1 + np.exp(np.clip(-across / (shadow_edge * frame_w), -50, 50)))
     return np.clip(photo, 0, 255).astype(np.uint8), matrix
 
 
@@ -70,6 +71,9 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=28)
     ap.add_argument("--tilt", type=float, default=0.06, help="corner jitter, a share of the page's shorter side")
     ap.add_argument("--frame", type=float, nargs=2, default=(1.15, 1.5), help="frame size range, in page sizes")
+    ap.add_argument("--shadow-every", type=int, default=3, help="a shadow across every N-th photo")
+    ap.add_argument("--shadow-edge", type=float, default=0.03,
+                    help="how wide the shadow's edge is, a share of the frame's width (0.002: a hard shadow)")
     args = ap.parse_args()
     rng = np.random.default_rng(args.seed)
     records = [json.loads(line) for line in args.pages.read_text(encoding="utf-8").splitlines() if line.strip()]
@@ -77,8 +81,8 @@ def main() -> None:
     out = []
     for n, record in enumerate(records[args.offset::args.every]):
         page = cv2.imread(str(args.pages.parent / record["image"]), cv2.IMREAD_GRAYSCALE)
-        kind, shadow = DESKS[n % len(DESKS)], n % 3 == 0
-        photo, matrix = photograph(page, kind, shadow, args.tilt, tuple(args.frame), rng)
+        kind, shadow = DESKS[n % len(DESKS)], n % args.shadow_every == 0
+        photo, matrix = photograph(page, kind, shadow, args.tilt, tuple(args.frame), rng, args.shadow_edge)
         name = f"{Path(record['image']).stem}-{kind}{'-shadow' if shadow else ''}.jpg"
         cv2.imwrite(str(args.out / name), photo, [cv2.IMWRITE_JPEG_QUALITY, 85])
         lines = []
