@@ -380,6 +380,23 @@ def _on_border(a: np.ndarray, b: np.ndarray, w: int, h: int) -> bool:
     return any(abs(a[i] - v) <= 3 and abs(b[i] - v) <= 3 for i, v in ((0, 0), (0, w - 1), (1, 0), (1, h - 1)))
 
 
+def _side(closed: np.ndarray, a: np.ndarray, b: np.ndarray, outward: np.ndarray) -> tuple | None:
+    """The side a-b of an outline as ((a point on it, its direction), its normal on ``outward``'s
+    side, whether it is a paper edge): a paper edge is moved onto the sheet's edge, less the
+    inset; a side along the photo's own edge stays; None for any other side."""
+    h, w = closed.shape
+    along = (b - a) / max(float(np.linalg.norm(b - a)), 1e-6)
+    normal = np.array([along[1], -along[0]], np.float32)
+    if np.dot(normal, outward) < 0:
+        normal = -normal
+    if _on_border(a, b, w, h):
+        return (a, along), normal, False
+    edge = _paper_edge(closed, a, b, normal)
+    if edge is None:
+        return None
+    return (a + (edge - PAPER_INSET) * normal, along), normal, True
+
+
 def _sheet(closed: np.ndarray, region: np.ndarray | None) -> np.ndarray | None:
     """The region's outline when it is a sheet of paper on a darker surround (see PAPER_*), each
     side moved onto the sheet's edge."""
@@ -394,23 +411,10 @@ def _sheet(closed: np.ndarray, region: np.ndarray | None) -> np.ndarray | None:
     if 1 - inside.mean() < PAPER_MIN_OUTSIDE:
         return None
     centre = quad.mean(0)
-    lines, normals, edges = [], [], 0
-    for a, b in zip(quad, np.roll(quad, -1, 0)):
-        along = (b - a) / max(float(np.linalg.norm(b - a)), 1e-6)
-        normal = np.array([along[1], -along[0]], np.float32)
-        if np.dot(normal, (a + b) / 2 - centre) < 0:
-            normal = -normal  # pointing out of the sheet
-        shift = 0.0
-        if not _on_border(a, b, w, h):
-            edge = _paper_edge(closed, a, b, normal)
-            if edge is None:
-                return None
-            shift = edge - PAPER_INSET
-            edges += 1
-        lines.append((a + shift * normal, along))
-        normals.append(normal)
-    if edges < PAPER_MIN_EDGES:
+    sides = [_side(closed, a, b, (a + b) / 2 - centre) for a, b in zip(quad, np.roll(quad, -1, 0))]
+    if any(side is None for side in sides) or sum(side[2] for side in sides) < PAPER_MIN_EDGES:
         return None
+    lines, normals = [side[0] for side in sides], [side[1] for side in sides]
     for attempt in range(2):
         corners = _meeting_points(lines)
         if corners is None:
@@ -431,17 +435,10 @@ def _sheet(closed: np.ndarray, region: np.ndarray | None) -> np.ndarray | None:
             return None
         a = _follow(closed, corners[(j - 1) % 4], corners[j], normals[(j - 1) % 4])
         b = _follow(closed, corners[(j + 2) % 4], corners[(j + 1) % 4], normals[(j + 1) % 4])
-        along = (b - a) / max(float(np.linalg.norm(b - a)), 1e-6)
-        normal = np.array([along[1], -along[0]], np.float32)
-        if np.dot(normal, normals[j]) < 0:
-            normal = -normal
-        shift = 0.0
-        if not _on_border(a, b, w, h):
-            edge = _paper_edge(closed, a, b, normal)
-            if edge is None:
-                return None
-            shift = edge - PAPER_INSET
-        lines[j], normals[j] = (a + shift * normal, along), normal
+        side = _side(closed, a, b, normals[j])
+        if side is None:
+            return None
+        lines[j], normals[j], _ = side
     return None
 
 
