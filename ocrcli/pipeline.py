@@ -388,14 +388,15 @@ def upright(page: Page, cfg: RunConfig, recognizer, read: tuple) -> tuple:
 
     readings = [(read, *_way_up(read[2], read[3], recognizer))]
     others = [turn(page, 1)] if sideways(read[0]) else []
-    if _looks_negative(page, cfg):
-        others.append(invert(page))
+    negative = invert(page) if _looks_negative(page, cfg) else None
+    if negative is not None:
+        others.append(negative)
     for other in others:
         prepared, found, crops = segment_page(other, cfg)
         texts = recognizer.recognize([c.image for c in crops], fit=False)
         readings.append(((prepared, found, crops, texts), *_way_up(crops, texts, recognizer)))
         # A negative's ink is its ground, so whether its lines run sideways shows only once inverted.
-        if other.steps and other.steps[-1].get("step") == "invert" and sideways(prepared):
+        if other is negative and sideways(prepared):
             others.append(turn(other, 1))
     (prepared, found, crops, texts), (as_cut, turned), _ = max(readings, key=lambda r: r[2])
     if turned > as_cut + ORIENT_MARGIN:

@@ -397,6 +397,19 @@ def _side(closed: np.ndarray, a: np.ndarray, b: np.ndarray, outward: np.ndarray)
     return (a + (edge - PAPER_INSET) * normal, along), normal, True
 
 
+def _running_on(closed: np.ndarray, corners: np.ndarray, normals: list) -> set[tuple[int, int]]:
+    """The outline's sides that run on past a corner: (side, 0) past its second corner, (side, 1)
+    past its first (side i runs from corner i to corner i + 1)."""
+    running = set()
+    for i, normal in enumerate(normals):
+        a, b = corners[i], corners[(i + 1) % 4]
+        if _runs_on(closed, a, b, normal):
+            running.add((i, 0))
+        if _runs_on(closed, b, a, normal):
+            running.add((i, 1))
+    return running
+
+
 def _sheet(closed: np.ndarray, region: np.ndarray | None) -> np.ndarray | None:
     """The region's outline when it is a sheet of paper on a darker surround (see PAPER_*), each
     side moved onto the sheet's edge."""
@@ -415,31 +428,28 @@ def _sheet(closed: np.ndarray, region: np.ndarray | None) -> np.ndarray | None:
     if any(side is None for side in sides) or sum(side[2] for side in sides) < PAPER_MIN_EDGES:
         return None
     lines, normals = [side[0] for side in sides], [side[1] for side in sides]
-    for attempt in range(2):
-        corners = _meeting_points(lines)
-        if corners is None:
-            return None
-        # (side, 0): the side runs on past its second corner; (side, 1): past its first.
-        running = {(i, end) for i in range(4) for end, (a, b) in enumerate(((corners[i], corners[(i + 1) % 4]),
-                                                                            (corners[(i + 1) % 4], corners[i])))
-                   if _runs_on(closed, a, b, normals[i])}
-        if not running:
-            return corners
-        # The lit part of a sheet whose far part lies in a hard shadow: the sides on either side of
-        # the shadow's edge (side j) run on past its corners (and the shadow's edge may run on
-        # across the desk). Follow them to where they end, and take the sheet's edge between those
-        # ends in place of the shadow's.
-        j = next((j for j in range(4) if {((j - 1) % 4, 0), ((j + 1) % 4, 1)} <= running
-                  <= {((j - 1) % 4, 0), ((j + 1) % 4, 1), (j, 0), (j, 1)}), None)
-        if j is None or attempt:
-            return None
-        a = _follow(closed, corners[(j - 1) % 4], corners[j], normals[(j - 1) % 4])
-        b = _follow(closed, corners[(j + 2) % 4], corners[(j + 1) % 4], normals[(j + 1) % 4])
-        side = _side(closed, a, b, normals[j])
-        if side is None:
-            return None
-        lines[j], normals[j], _ = side
-    return None
+    corners = _meeting_points(lines)
+    if corners is None:
+        return None
+    running = _running_on(closed, corners, normals)
+    if not running:
+        return corners
+    # The lit part of a sheet whose far part lies in a hard shadow: the sides on either side of the
+    # shadow's edge (side j) run on past its corners (and the shadow's edge may run on across the
+    # desk). Follow them to where they end, and take the sheet's edge between those ends in place
+    # of the shadow's; the outline so made must not run on anywhere.
+    j = next((j for j in range(4) if {((j - 1) % 4, 0), ((j + 1) % 4, 1)} <= running
+              <= {((j - 1) % 4, 0), ((j + 1) % 4, 1), (j, 0), (j, 1)}), None)
+    if j is None:
+        return None
+    a = _follow(closed, corners[(j - 1) % 4], corners[j], normals[(j - 1) % 4])
+    b = _follow(closed, corners[(j + 2) % 4], corners[(j + 1) % 4], normals[(j + 1) % 4])
+    side = _side(closed, a, b, normals[j])
+    if side is None:
+        return None
+    lines[j], normals[j], _ = side
+    corners = _meeting_points(lines)
+    return corners if corners is not None and not _running_on(closed, corners, normals) else None
 
 
 def find_paper(gray: np.ndarray) -> np.ndarray | None:
