@@ -121,7 +121,8 @@ def recognize(
     no_orient: Annotated[bool, typer.Option("--no-orient", help="Do not turn pages scanned sideways or upside down.")] = False,
     no_paper: Annotated[bool, typer.Option("--no-paper", help="Do not cut a photographed sheet out of the desk around it (read the whole frame).")] = False,
     no_upscale: Annotated[bool, typer.Option("--no-upscale", help="Do not enlarge small text.")] = False,
-    no_deskew: Annotated[bool, typer.Option("--no-deskew", help="Do not straighten skewed pages.")] = False,
+    no_deskew: Annotated[bool, typer.Option("--no-deskew", help="Do not level skewed pages (nor straighten curved lines).")] = False,
+    no_straighten: Annotated[bool, typer.Option("--no-straighten", help="Level skewed pages, but do not straighten curved lines (a sheet photographed bent).")] = False,
     no_binarize: Annotated[bool, typer.Option("--no-binarize", help="Do not flatten lighting before finding ink (a global threshold is used).")] = False,
     no_denoise: Annotated[bool, typer.Option("--no-denoise", help="Do not remove specks before finding lines.")] = False,
     batch_size: Annotated[int, typer.Option("--batch-size", help="Lines recognised together.", min=1, max=4096)] = 32,
@@ -165,7 +166,7 @@ def recognize(
                           overwrite, no_exif, no_upscale, no_deskew, no_binarize, no_denoise, batch_size, review_below, quiet,
                           precision.value, shard, engine.value, address, workers, cpus_per_worker, gpus_per_worker,
                           decoder=decoder.value, lm=lm, keep_fragments=keep_fragments, no_orient=no_orient,
-                          no_paper=no_paper)
+                          no_paper=no_paper, no_straighten=no_straighten)
     except OcrError as exc:
         _err(f"error: {exc}")
         code = exc.exit_code
@@ -183,7 +184,7 @@ def _recognize(paths, files_from, null, fmt, output_dir, stdout, layout, device,
                precision: str = "auto", shard: str | None = None, engine: str = "local", address: str | None = None,
                workers: int | None = None, cpus_per_worker: float = 1.0, gpus_per_worker: float = 0.0,
                decoder: str = "beam", lm: Path | None = None, keep_fragments: bool = False, no_orient: bool = False,
-               no_paper: bool = False) -> int:
+               no_paper: bool = False, no_straighten: bool = False) -> int:
     from ocrcli.runtime import limit_memory, quiet_decoders
 
     limit_memory()
@@ -235,7 +236,7 @@ def _recognize(paths, files_from, null, fmt, output_dir, stdout, layout, device,
         layout=layout.value, formats=formats, output_dir=output_dir, to_stdout=stdout, dpi=dpi,
         save_stages=save_stages, overwrite=overwrite, review_below=review_below, keep_fragments=keep_fragments,
         preprocess=PreprocessConfig(exif_orientation=not no_exif, orient=not no_orient, paper=not no_paper,
-                                    upscale=not no_upscale, deskew=not no_deskew,
+                                    upscale=not no_upscale, deskew=not no_deskew, straighten=not no_straighten,
                                     binarize=not no_binarize, denoise=not no_denoise),
         recognize=RecognizeConfig(model_path=model, device=device, batch_size=batch_size, precision=precision,
                                   decoder=decoder, lm_path=lm),

@@ -15,6 +15,7 @@ class PreprocessConfig:
     paper: bool = True  # a photographed sheet is cut out of its surround and squared up
     upscale: bool = True
     deskew: bool = True
+    straighten: bool = True  # curved lines are straightened (with deskew)
     binarize: bool = True
     denoise: bool = True
     # Pages whose typical letter height is below this (pixels) are upscaled before segmentation.

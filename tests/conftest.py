@@ -70,6 +70,19 @@ def photograph(page: np.ndarray, desk: str = "dark", shadow: bool = False, seed:
     return np.clip(photo, 0, 255).astype(np.uint8), corners
 
 
+def bend_page(image: np.ndarray, amount: float, spine: bool = False) -> tuple[np.ndarray, np.ndarray]:
+    """The page with its lines bent, as on a sheet photographed bent: column x moved down by
+    ``amount`` x sin(pi x / width), or, curving into a spine on the left, x (1 - x / width) ** 3."""
+    import cv2
+
+    h, w = image.shape
+    across = np.arange(w, dtype=np.float32) / w
+    dy = amount * ((1 - across) ** 3 if spine else np.sin(np.pi * across))
+    xs = np.tile(np.arange(w, dtype=np.float32), (h, 1))
+    ys = np.arange(h, dtype=np.float32)[:, None] - dy[None, :]
+    return cv2.remap(image, xs, ys, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE), dy
+
+
 def render_line(text: str = "Hello world", size: int = 40) -> np.ndarray:
     font = ImageFont.load_default(size=size)
     left, top, right, bottom = font.getbbox(text)

@@ -10,7 +10,7 @@ import pytest
 from PIL import Image
 from typer.testing import CliRunner
 
-from conftest import MODEL, ROOT, has_poppler, photograph, render_page
+from conftest import MODEL, ROOT, bend_page, has_poppler, photograph, render_page
 from ocrcli.cli import app
 from ocrcli.errors import ExitCode
 from ocrcli.metrics import edit_distance
@@ -285,6 +285,26 @@ def test_a_page_photographed_on_a_desk_reads_as_its_scan(tmp_path):
     for line in page["lines"]:
         x0, y0, x1, y1 = line["bbox"]
         assert left - 5 <= x0 < x1 <= right + 5 and top - 5 <= y0 < y1 <= bottom + 5
+
+
+def test_a_page_photographed_bent_reads_as_its_scan(tmp_path):
+    """A sample page whose lines bow by 2.5% of its height (a sheet photographed bent): its lines
+    are straightened, so it reads nearly as the scan does, and its lines' polygons on the input
+    follow the bow; read with deskew alone (--no-straighten) the bowed lines run into each other."""
+    sample = ROOT / "samples" / "pages" / "copiste-wikitexte_0031_1.jpg"
+    scan = _read(sample)
+    image = np.asarray(Image.open(sample).convert("L"))
+    bent, dy = bend_page(image, 0.025 * image.shape[0])
+    path = tmp_path / "bent.png"
+    Image.fromarray(bent).save(path)
+    assert edit_distance(_read(path), scan) <= 0.06 * len(scan)
+    assert edit_distance(_read(path, "--no-straighten"), scan) > 0.3 * len(scan)
+    page = json.loads(_read(path, "--format", "json"))["pages"][0]
+    assert "straighten" in [step["step"] for step in page["preprocessing"]]
+    widest = max(page["lines"], key=lambda line: line["bbox"][2] - line["bbox"][0])
+    top = np.array(widest["polygon"][:len(widest["polygon"]) // 2], float)  # along the top edge, left to right
+    follows = top[:, 1] - dy[np.clip(top[:, 0].astype(int), 0, len(dy) - 1)]  # its height above the bow
+    assert np.ptp(top[:, 1]) > 0.5 * np.ptp(dy) and np.sum(np.abs(follows - np.median(follows)) > 6) <= 1
 
 
 def test_a_negative_scan_is_read_inverted(tmp_path, page_png):

@@ -3,7 +3,7 @@ import numpy as np
 
 import pytest
 
-from conftest import LINES, photograph, render_page
+from conftest import LINES, bend_page, photograph, render_page
 from ocrcli.config import PreprocessConfig
 from ocrcli.documents import BBox, Page
 from ocrcli.preprocess import (BAND_ROWS, binarize, crop_paper, deskew, denoise, estimate_skew, find_paper, flatten_illumination,
@@ -86,6 +86,32 @@ def test_deskew_recovers_the_angle():
         skewed = rotate(page, angle, 245)
         result = deskew(binarize(_page(skewed)), 15.0)
         assert abs(result.steps[-1]["angle"] + angle) < 0.6, (angle, result.steps[-1])
+
+
+@pytest.mark.parametrize("spine", [False, True])
+def test_bent_lines_are_straightened_and_their_boxes_follow_the_bend(spine):
+    """Lines bowed (or curving into a spine) by most of their pitch: the page is straightened, each
+    line is found on its own and no taller than on the flat page, and its polygon on the input
+    follows the bend. Without the straightening (deskew alone), the bent lines run into each other."""
+    from ocrcli.documents import CURVE_POINTS
+    from ocrcli.segment import find_lines
+
+    wide = [a + " " + b for a, b in zip(LINES, LINES[1:] + LINES[:1])]
+    flat = render_page(wide, width=1400)
+    level = max(ln.bbox.height for ln in find_lines(preprocess(_page(flat), PreprocessConfig())))
+    image, dy = bend_page(flat, 60, spine)
+    page = preprocess(_page(image), PreprocessConfig())
+    assert "straighten" in [step["step"] for step in page.steps]
+    lines = find_lines(page)
+    assert len(lines) == len(wide)
+    assert max(ln.bbox.height for ln in lines) <= 1.25 * level
+    for ln in lines:
+        _, polygon = page.to_source(ln.bbox)
+        top = np.array(polygon[:CURVE_POINTS], float)
+        bend = dy[np.clip(top[:, 0].astype(int), 0, len(dy) - 1)]
+        assert np.ptp(top[:, 1] - bend) < 12 < np.ptp(bend) * 0.8 < np.ptp(top[:, 1])
+    unbent = find_lines(preprocess(_page(image), PreprocessConfig(straighten=False)))
+    assert len(unbent) != len(wide) or max(ln.bbox.height for ln in unbent) > 1.25 * level
 
 
 def test_upscale_enlarges_small_text_only():
