@@ -271,16 +271,24 @@ def _recognize(paths, files_from, null, fmt, output_dir, stdout, layout, device,
         options = RayOptions(address, workers, cpus_per_worker, gpus_per_worker)
         outcomes = run_on_ray(files, cfg, options, model_path, emit, quiet or not sys.stderr.isatty(), devices.add)
     else:
-        from ocrcli.api import load_recognizer
-        from ocrcli.output import RunInfo
-        from ocrcli.pipeline import EarlyPage, run_batch
+        from ocrcli.pipeline import EarlyPage, FileOutcome, output_paths, outputs_exist, run_batch
 
-        # The first page is read, preprocessed and segmented while torch and the model load.
-        early = EarlyPage(files[0], cfg) if files and cfg.layout == "page" and not cfg.save_stages else None
-        recognizer = load_recognizer(cfg)
-        devices.add(recognizer.device)
-        run_info = RunInfo(recognizer.model_id, recognizer.sha256, recognizer.device)
-        outcomes = run_batch(files, cfg, recognizer, run_info, emit, early) if files else iter(())
+        # Inputs whose outputs all exist are skipped; when every one is (a re-run from cron over
+        # a finished folder), torch and the model are not loaded at all.
+        targets = output_paths(files, cfg)
+        todo = [f for f in files if not outputs_exist(targets[f.path], cfg)]
+        if todo:
+            from ocrcli.api import load_recognizer
+            from ocrcli.output import RunInfo
+
+            # The first page to read is read, preprocessed and segmented while torch and the model load.
+            early = EarlyPage(todo[0], cfg) if cfg.layout == "page" and not cfg.save_stages else None
+            recognizer = load_recognizer(cfg)
+            devices.add(recognizer.device)
+            run_info = RunInfo(recognizer.model_id, recognizer.sha256, recognizer.device)
+            outcomes = run_batch(files, cfg, recognizer, run_info, emit, early)
+        else:
+            outcomes = iter([FileOutcome(f, skipped=True) for f in files])
 
     done = failed = skipped = pages = lines = to_review = 0
     output_failed = False

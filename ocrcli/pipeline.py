@@ -426,6 +426,12 @@ def recognize_file(input_file: InputFile, cfg: RunConfig, recognizer, early: Ear
     return DocumentResult(input_file.display, pages, [str(e) for e in page_errors])
 
 
+def outputs_exist(paths: dict[str, Path], cfg: RunConfig) -> bool:
+    """True when an input is skipped: every output it would get is there already (and no
+    --overwrite or --stdout)."""
+    return not cfg.to_stdout and not cfg.overwrite and all(p.exists() for p in paths.values())
+
+
 def process_file(f: InputFile, paths: dict[str, Path], cfg: RunConfig, recognizer, run_info: RunInfo,
                  emit: Callable[[str], None] | None = None, early: EarlyPage | None = None) -> FileOutcome:
     """One input file start to end: skip it when its outputs exist, recognise it, write its outputs.
@@ -434,7 +440,7 @@ def process_file(f: InputFile, paths: dict[str, Path], cfg: RunConfig, recognize
     which concern the whole batch, are raised. Used by the local loop and by distributed workers.
     """
     outcome = FileOutcome(f)
-    if not cfg.to_stdout and not cfg.overwrite and all(p.exists() for p in paths.values()):
+    if outputs_exist(paths, cfg):
         outcome.skipped = True
         return outcome
     try:

@@ -126,6 +126,29 @@ def test_rerun_skips_existing_outputs_and_overwrite_redoes(tmp_path, page_png):
     assert result.exit_code == 0 and "1 done" in result.stderr
 
 
+def test_a_rerun_with_nothing_to_do_loads_no_model_and_reads_ahead_the_first_input_to_do(tmp_path, page_png, monkeypatch):
+    """A cron job re-running over a finished folder: every output exists, so torch and the model
+    are not loaded (about 2 s a run). With one new input after a finished one, the page read while
+    the model loads is the new input's, not the skipped one's."""
+    import ocrcli.api
+    import ocrcli.pipeline
+
+    out = tmp_path / "out"
+    assert ocr("recognize", page_png, "-o", out).exit_code == 0
+    load = ocrcli.api.load_recognizer
+    monkeypatch.setattr(ocrcli.api, "load_recognizer", lambda cfg: pytest.fail("the model was loaded"))
+    result = ocr("recognize", page_png, "-o", out)
+    assert result.exit_code == 0 and "1 skipped" in result.stderr, result.output
+    monkeypatch.setattr(ocrcli.api, "load_recognizer", load)
+    new = tmp_path / "new.png"
+    new.write_bytes(page_png.read_bytes())
+    early = []
+    monkeypatch.setattr(ocrcli.pipeline, "EarlyPage", lambda f, cfg: early.append(f.path) or None)
+    result = ocr("recognize", page_png, new, "-o", out)
+    assert result.exit_code == 0 and "1 done" in result.stderr and "1 skipped" in result.stderr, result.output
+    assert early == [new]
+
+
 def test_stage_switches_and_save_stages(tmp_path, page_png):
     result = ocr("recognize", page_png, "--stdout", "-f", "json", "--no-paper", "--no-deskew", "--no-denoise", "--no-upscale",
                  "--save-stages", tmp_path / "stages", "-q")
