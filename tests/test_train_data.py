@@ -38,6 +38,25 @@ def test_some_training_views_are_black_and_white_scans():
     assert 0.05 < share < 0.35
 
 
+def test_some_training_views_carry_dust_specks(monkeypatch):
+    import ocrcli.train.augment as aug
+
+    line = render_line("Dust and toner")
+    paper = line > 200
+    rng = np.random.default_rng(2)
+    for _ in range(20):
+        out = aug.specks(line, rng)
+        assert out.shape == line.shape and out.dtype == np.uint8
+        new = paper & (out < 160)  # dark dots where there was paper
+        assert 0.001 < new.sum() / line.size < 0.04  # 0.2-2% of the pixels, a quarter of them 2 x 2
+        assert np.array_equal(out[~new & paper], line[~new & paper])
+    calls = []
+    monkeypatch.setattr(aug, "specks", lambda gray, rng: calls.append(1) or gray)
+    for _ in range(300):
+        aug.augment(line, rng)
+    assert 0.1 < len(calls) / 300 < 0.3
+
+
 def test_normalize_line_is_deterministic_and_ink_high():
     line = render_line("Hello")
     a, b = normalize_line(line, 40), normalize_line(line, 40)

@@ -98,6 +98,29 @@ def bilevel(gray: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     return out
 
 
+def specks(gray: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Dust and toner specks, as a photocopy or a dirty scanner glass leaves them: 0.2-2% of the
+    pixels get a dark dot, a quarter of the dots 2 x 2 px, each as dark as the line's ink or a
+    little lighter.
+
+    Without this, all val lines with 1% of such specks read at 36.8% CER against 16.2% clean
+    (shipped model of session 29, beam).
+    """
+    out = gray.copy()
+    h, w = out.shape
+    n = int(rng.uniform(0.002, 0.02) * h * w)
+    if n == 0 or h < 2 or w < 2:
+        return out
+    ink = float(np.percentile(gray, 2))
+    ys, xs = rng.integers(0, h - 1, n), rng.integers(0, w - 1, n)
+    values = rng.uniform(ink, ink + 0.5 * max(0.0, _paper(gray) - ink), n).astype(np.uint8)
+    out[ys, xs] = values
+    big = rng.random(n) < 0.25
+    for dy, dx in ((0, 1), (1, 0), (1, 1)):
+        out[ys[big] + dy, xs[big] + dx] = values[big]
+    return out
+
+
 def augment(gray: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     """One random training view of a line crop (uint8, dark ink on light paper)."""
     if rng.random() < 0.8:
@@ -107,6 +130,8 @@ def augment(gray: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     if rng.random() < 0.2:
         gray = stroke(gray, rng)
     gray = photometric(gray, rng)
+    if rng.random() < 0.2:
+        gray = specks(gray, rng)
     # 1-bit scans: without this a line thresholded to black and white read 19.8% CER against
     # 16.3% in gray (the 350 fixture lines, shipped model of session 25).
     if rng.random() < 0.25:
