@@ -90,10 +90,37 @@ def ink_mask(gray: np.ndarray, min_contrast: int = 30) -> np.ndarray:
     return np.where(gray < threshold, np.uint8(255), np.uint8(0))
 
 
+# A speckled page (dust on a scanner's glass, a photocopy's toner, a fax): its ink mask has at least
+# SPECKLED_PER_MP components of 1-2 px per million pixels. The 89 validation scans have 2-1,347
+# (median 78), the 74 photos of them 0-1,275; 1% of a page's pixels turned into dark dots gives
+# 5,900-7,800. There, the mask's components of up to SPECK_AREA px are painted paper-white in the
+# image and the image is thresholded again: left in, the specks passed for letters when the page
+# was enlarged (a page of small writing read as 1,300 lines of specks), joined lines and were read.
+SPECKLED_PER_MP = 2500
+SPECK_AREA = 4
+
+
+def despeckle(image: np.ndarray, ink: np.ndarray) -> tuple[np.ndarray, np.ndarray, int]:
+    """(image, ink, specks removed): the image with a speckled page's specks painted paper-white,
+    and its new mask; the same arrays and 0 when the page is not speckled."""
+    n, labels, stats, _ = cv2.connectedComponentsWithStats(ink, connectivity=8)
+    areas = stats[1:, cv2.CC_STAT_AREA]
+    if (areas <= 2).sum() < SPECKLED_PER_MP * ink.size / 1e6:
+        return image, ink, 0
+    speck = np.zeros(n, bool)
+    speck[1:] = areas <= SPECK_AREA
+    image = image.copy()
+    image[speck[labels]] = percentile_u8(image, 90)
+    return image, ink_mask(image), int(speck.sum())
+
+
 def binarize(page: Page) -> Page:
-    """Flatten uneven lighting (phone photos, shadows), then threshold into an ink mask."""
+    """Flatten uneven lighting (phone photos, shadows), then threshold into an ink mask (a
+    speckled page's specks painted out first)."""
     flat = flatten_illumination(page.image)
-    return page.with_image(flat, ink_mask(flat), {"step": "binarize", "method": "flatten+otsu"})
+    flat, ink, specks = despeckle(flat, ink_mask(flat))
+    step = {"step": "binarize", "method": "flatten+otsu"} | ({"specks": specks} if specks else {})
+    return page.with_image(flat, ink, step)
 
 
 def global_mask(page: Page) -> Page:
@@ -142,10 +169,14 @@ def text_height(ink: np.ndarray, page: bool = True) -> float | None:
     return _letter_height(stats[1:], ink.shape, page)
 
 
-# Letter-sized components hold at least this share of a text's ink (70-100% on the 89 validation
-# pages); specks (dust, a noisy sensor, salt-and-pepper) hold the rest. Below it the mask is mostly
+# Letter-sized components hold at least LETTER_INK_SHARE of the ink of the components that are not
+# rules or borders (70-100% at every stage of the 89 validation pages and of 134 photographed and
+# bent pages made of them: runs/s31/sharecheck.py); specks (dust, a noisy sensor, salt-and-pepper) hold the rest. Below it the mask is mostly
 # specks, and the few clusters of them that pass for letters say nothing about a letter's height.
+# Nor does a letter height under MIN_LETTER_HEIGHT px (11 px and up on those pages): no writing is
+# legible that small, but clusters of specks are that size.
 LETTER_INK_SHARE = 0.25
+MIN_LETTER_HEIGHT = 5
 
 
 def _letter_height(stats: np.ndarray, shape: tuple[int, int], page: bool = True) -> float | None:
@@ -153,12 +184,14 @@ def _letter_height(stats: np.ndarray, shape: tuple[int, int], page: bool = True)
     heights = stats[:, cv2.CC_STAT_HEIGHT]
     widths = stats[:, cv2.CC_STAT_WIDTH]
     areas = stats[:, cv2.CC_STAT_AREA]
-    keep = (areas >= 6) & (heights >= 3)
+    small = (areas < 6) | (heights < 3)
+    keep = ~small
     if page:
         keep &= (heights < shape[0] / 4) & (widths < shape[1] / 3)
-    if keep.sum() < 3 or areas[keep].sum() < LETTER_INK_SHARE * areas.sum():
+    if keep.sum() < 3 or areas[keep].sum() < LETTER_INK_SHARE * areas[keep | small].sum():
         return None
-    return weighted_median(heights[keep], areas[keep])
+    height = weighted_median(heights[keep], areas[keep])
+    return height if height >= MIN_LETTER_HEIGHT else None
 
 
 def weighted_median(values: np.ndarray, weights: np.ndarray) -> float:
