@@ -170,11 +170,11 @@ def text_height(ink: np.ndarray, page: bool = True) -> float | None:
 
 
 # Letter-sized components hold at least LETTER_INK_SHARE of the ink of the components that are not
-# rules or borders (70-100% at every stage of the 89 validation pages and of 134 photographed and
-# bent pages made of them: runs/s31/sharecheck.py); specks (dust, a noisy sensor, salt-and-pepper) hold the rest. Below it the mask is mostly
-# specks, and the few clusters of them that pass for letters say nothing about a letter's height.
-# Nor does a letter height under MIN_LETTER_HEIGHT px (11 px and up on those pages): no writing is
-# legible that small, but clusters of specks are that size.
+# rules or borders (70-100% at every preprocessing stage of the 89 validation pages and of 134
+# photographed and bent pages made of them); specks (dust, a noisy sensor, salt-and-pepper) hold the
+# rest. Below it the mask is mostly specks, and the few clusters of them that pass for letters say
+# nothing about a letter's height. Nor does a letter height under MIN_LETTER_HEIGHT px (11 px and up
+# on those pages): no writing is legible that small, but clusters of specks are that size.
 LETTER_INK_SHARE = 0.25
 MIN_LETTER_HEIGHT = 5
 
