@@ -611,12 +611,14 @@ def _thumbnail(image: np.ndarray, longest: int = 800) -> np.ndarray:
     return cv2.resize(image, (max(1, round(w * scale)), max(1, round(h * scale))), interpolation=cv2.INTER_AREA)
 
 
-def _profile_score(ink_small: np.ndarray, angle: float) -> float:
+def _profile_score(ink_small: np.ndarray, angle: float, axis: int = 1) -> float:
+    """How sharp the row profile (``axis`` 1; 0: the column profile) of the mask turned by ``angle``
+    is: sharp row-to-row changes mean level lines (sharp column-to-column changes, upright long
+    vertical strokes such as a table's column rules)."""
     h, w = ink_small.shape
     m = cv2.getRotationMatrix2D((w / 2, h / 2), angle, 1.0)
     rotated = cv2.warpAffine(ink_small, m, (w, h), flags=cv2.INTER_NEAREST)
-    profile = rotated.sum(axis=1, dtype=np.float64)
-    return float(np.var(np.diff(profile)))  # sharp row-to-row changes: lines are level
+    return float(np.var(np.diff(rotated.sum(axis=axis, dtype=np.float64))))
 
 
 def estimate_skew(ink: np.ndarray, max_degrees: float) -> float:
@@ -704,9 +706,8 @@ def _sharpness(ink: np.ndarray, longest: int, centre: float, half: float, reach:
     """A function from candidate bends (N x 3 coefficients, page pixels) to the sharpness of the row
     profile (deskew's measure) of the mask shrunk to ``longest`` pixels with each strip of BEND_STRIP
     columns moved by its bend's shift, to the nearest row; shifts up to ``reach`` page pixels."""
-    h, w = ink.shape
-    scale = min(1.0, longest / max(h, w))
-    small = cv2.resize(ink, (max(1, round(w * scale)), max(1, round(h * scale))), interpolation=cv2.INTER_AREA)
+    scale = min(1.0, longest / max(ink.shape))
+    small = _thumbnail(ink, longest)
     starts = np.arange(0, small.shape[1], BEND_STRIP)
     strips = np.add.reduceat(small.astype(np.float32), starts, axis=1).T  # one row profile per strip
     middles = (np.minimum(starts + BEND_STRIP, small.shape[1]) + starts) / 2 / scale
@@ -795,15 +796,6 @@ def straighten(page: Page, bend: Bend) -> Page:
     return page.with_image(image, ink, step, ColumnShift(dy))
 
 
-def _column_score(ink_small: np.ndarray, angle: float) -> float:
-    """Like _profile_score, across: how sharp the column profile is with the mask turned by ``angle``
-    (sharp where long vertical strokes, a table's column rules, stand upright)."""
-    h, w = ink_small.shape
-    m = cv2.getRotationMatrix2D((w / 2, h / 2), angle, 1.0)
-    rotated = cv2.warpAffine(ink_small, m, (w, h), flags=cv2.INTER_NEAREST)
-    return float(np.var(np.diff(rotated.sum(axis=0, dtype=np.float64))))
-
-
 # On a bent page, deskew's angle and a bend's tilt trade off: lines bowed over part of the page
 # pull deskew's angle off (its tilt is then the angle's error), while lines curving into a spine
 # have a tilt of their own (moving columns keeps them upright, turning the page does not). The tilt
@@ -827,8 +819,8 @@ def deskew(page: Page, max_degrees: float, straighten_lines: bool = True) -> Pag
     tilt = float(np.degrees(np.arctan(bend.slope)))
     small = _thumbnail(leveled.ink)
     turns = np.arange(-UPRIGHT_REACH, UPRIGHT_REACH + 0.01, 0.1)
-    scores = [_column_score(small, turn) for turn in turns]
-    if max(scores) > RULES_SHARPER * _column_score(small, tilt):
+    scores = [_profile_score(small, turn, axis=0) for turn in turns]
+    if max(scores) > RULES_SHARPER * _profile_score(small, tilt, axis=0):
         tilt = float(turns[int(np.argmax(scores))])
     if abs(tilt) >= 0.2 and abs(angle + tilt) <= max_degrees:
         leveled = _leveled(page, angle + tilt)

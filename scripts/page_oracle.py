@@ -28,7 +28,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from ocrcli.config import RunConfig  # noqa: E402
-from ocrcli.documents import BBox, Line  # noqa: E402
+from ocrcli.documents import BBox, Line, Page  # noqa: E402
 from ocrcli.evaluate import page_text  # noqa: E402
 from ocrcli.metrics import ErrorCounter  # noqa: E402
 from ocrcli.pages import iter_pages  # noqa: E402
@@ -38,15 +38,15 @@ from ocrcli.recognition.engine import Recognizer  # noqa: E402
 from ocrcli.segment import line_crops, reading_order, text_ink  # noqa: E402
 
 
-def reference_lines(record: dict, transform: np.ndarray, shape: tuple[int, int]) -> tuple[list[Line], list[str]]:
+def reference_lines(record: dict, prepared: Page) -> tuple[list[Line], list[str]]:
     """The reference lines that have a text, as boxes of the preprocessed page, with their texts."""
-    height, width = shape
+    height, width = prepared.image.shape[:2]
     lines, texts = [], []
     for line in record["lines"]:
         if not line.get("text"):
             continue
         pts = np.array(line["polygon"], float)
-        mapped = (np.c_[pts, np.ones(len(pts))] @ transform.T)[:, :2]
+        mapped = prepared.to_page(pts)
         x0, y0 = max(0, int(mapped[:, 0].min())), max(0, int(mapped[:, 1].min()))
         x1, y1 = min(width, int(mapped[:, 0].max()) + 1), min(height, int(mapped[:, 1].max()) + 1)
         if x1 - x0 >= 2 and y1 - y0 >= 2:
@@ -66,7 +66,7 @@ def main() -> None:
         reference = page_text([line["text"] for line in record["lines"] if line.get("text")])
         found = page_text([line.text for line in recognize_page(page, cfg, recognizer).lines])
         prepared = preprocess(page, cfg.preprocess)
-        lines, _ = reference_lines(record, prepared.transform, prepared.image.shape[:2])
+        lines, _ = reference_lines(record, prepared)
         read = [t.text for t in recognizer.recognize([c.image for c in line_crops(prepared, lines)])]
         order = sorted(range(len(lines)), key=lambda k: lines[k].bbox.y0 + lines[k].bbox.y1)
         boxes = [line.bbox.to_list() for line in lines]  # reading_order returns these same lists, reordered
