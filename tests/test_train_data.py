@@ -57,6 +57,25 @@ def test_some_training_views_carry_dust_specks(monkeypatch):
     assert 0.1 < len(calls) / 300 < 0.3
 
 
+def test_some_training_views_carry_sensor_grain(monkeypatch):
+    import ocrcli.train.augment as aug
+
+    line = render_line("Grain of a dim photo")
+    contrast = float(np.percentile(line, 90) - np.percentile(line, 2))
+    rng = np.random.default_rng(3)
+    for _ in range(20):
+        out = aug.grain(line, rng)
+        assert out.shape == line.shape and out.dtype == np.uint8
+        noise = (out.astype(float) - line)[line > 200]  # on the paper (240): clipped above, not below
+        sigma = -np.percentile(noise, 15.87)  # one standard deviation below the paper
+        assert 0.06 * contrast < sigma < 0.22 * contrast
+    calls = []
+    monkeypatch.setattr(aug, "grain", lambda gray, rng: calls.append(1) or gray)
+    for _ in range(400):
+        aug.augment(line, rng)
+    assert 0.04 < len(calls) / 400 < 0.18
+
+
 def test_normalize_line_is_deterministic_and_ink_high():
     line = render_line("Hello")
     a, b = normalize_line(line, 40), normalize_line(line, 40)
