@@ -25,7 +25,11 @@ def test_signal_mid_batch_then_resume(tmp_path, page_png, sig, code):
         shutil.copy(page_png, inputs / f"p{i:02d}.png")
     out = tmp_path / "out"
     cmd = [sys.executable, "-m", "ocrcli.cli", "recognize", str(inputs), "-o", str(out), "--device", "cpu", "-q"]
-    proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    # A command started in the background by a non-interactive shell (`make test &`, nohup) inherits
+    # SIGINT ignored, and keeps it ignored as a background job should: Ctrl-C is for the foreground.
+    # The batch under test is started as from a terminal, with SIGINT's default action.
+    proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     deadline = time.time() + 120
     while time.time() < deadline and not (out.exists() and any(out.glob("*.txt"))):
         time.sleep(0.05)
