@@ -449,6 +449,8 @@ def train_lm(
     order: Annotated[int, typer.Option("--order", min=1, max=12, help="Characters of context plus one.")] = 7,
     min_count: Annotated[int, typer.Option("--min-count", min=1, help="Leave out contexts of 3+ characters seen fewer times (smaller, faster to load).")] = 2,
     synthetic_lines: Annotated[int, typer.Option("--synthetic-lines", min=0, help="Also count this many English lines from the synthetic training text generator (sentences, names, addresses, dates, amounts; fixed seed).")] = 0,
+    wordnet_lines: Annotated[int, typer.Option("--wordnet-lines", min=0, help="Also count this many English phrases from WordNet's glosses (a fixed sample; needs Debian's wordnet-base or --wordnet-dir).")] = 0,
+    wordnet_dir: Annotated[Path, typer.Option("--wordnet-dir", help="Folder of WordNet 3.0's data.noun, data.verb, data.adj, data.adv.")] = Path("/usr/share/wordnet"),
     tune_on: Annotated[Optional[Path], typer.Option("--tune-on", help="TSV of line images: pick the LM weight and character bonus that give the lowest CER there.")] = None,
     tune_limit: Annotated[int, typer.Option("--tune-limit", min=1, help="Lines of --tune-on used (a fixed stratified subset).")] = 600,
     model: Annotated[Optional[Path], typer.Option("--model", help="Recognizer whose outputs --tune-on decodes (default: the shipped one).")] = None,
@@ -461,7 +463,7 @@ def train_lm(
     try:
         device = _validate_device(device)
         from ocrcli.recognition.charset import DEFAULT_ALPHABET
-        from ocrcli.train.charlm import build_charlm, tune_weights
+        from ocrcli.train.charlm import build_charlm, tune_weights, wordnet_glosses
         from ocrcli.train.data import read_tsv
 
         texts = []
@@ -475,10 +477,16 @@ def train_lm(
 
             source = TextSource(SYNTHETIC_LM_SEED)
             texts += [source.line() for _ in range(synthetic_lines)]
+        if wordnet_lines:
+            try:
+                texts += wordnet_glosses(wordnet_dir, wordnet_lines)
+            except OSError as exc:
+                raise UsageError(f"--wordnet-dir {wordnet_dir}: cannot read WordNet's data files ({exc}); "
+                                 "install them with 'apt-get install wordnet-base'") from None
         started = time.perf_counter()
         lm = build_charlm(texts, order, vocabulary=len(DEFAULT_ALPHABET) + 1, min_count=min_count,
                           info={"trained_on": [str(t) for t in train_tsv], "order": order, "min_count": min_count,
-                                "synthetic_lines": synthetic_lines})
+                                "synthetic_lines": synthetic_lines, "wordnet_lines": wordnet_lines})
         _err(f"counted {lm.info['lines']} lines in {time.perf_counter() - started:.1f} s: "
              f"{sum(len(level) for level in lm.counts)} contexts")
         if tune_on is not None:

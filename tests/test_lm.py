@@ -278,3 +278,42 @@ def test_format_1_files_still_load(tmp_path):
     lp = _frames({"h": 0.9}, {}, {"a": 0.5, "e": 0.4}, {}, {"l": 0.9}, {}, {"l": 0.9}, {}, {"o": 0.9})
     lm.alpha, lm.beta = 0.5, 1.0
     assert beam_decode(lp, ALPHABET, old).labels == beam_decode(lp, ALPHABET, lm).labels
+
+
+def _wordnet_folder(folder, glosses):
+    """WordNet 3.0 data files in their format: a licence header indented by two spaces, then one
+    synset a line ending in '| gloss'."""
+    folder.mkdir()
+    for k, name in enumerate(("data.noun", "data.verb", "data.adj", "data.adv")):
+        rows = ["  1 This software and database is being provided to you, the LICENSEE, by"]
+        rows += [f"0000{k}{i:03d} 03 n 01 word 0 000 | {gloss}" for i, gloss in enumerate(glosses[k::4])]
+        (folder / name).write_text("\n".join(rows) + "\n", encoding="latin-1")
+
+
+def test_train_lm_can_add_wordnet_glosses(tmp_path):
+    glosses = ['a young person of either sex; "she writes to her children every week"',
+               "a written or printed message; short",
+               'move fast by using one\'s feet; "Don\'t run--you\'ll be out of breath"',
+               "the branch of biology that studies plants"]
+    _wordnet_folder(tmp_path / "wn", glosses)
+    from ocrcli.train.charlm import wordnet_glosses
+
+    lines = wordnet_glosses(tmp_path / "wn")
+    assert sorted(lines) == sorted(["a young person of either sex", "she writes to her children every week",
+                                    "a written or printed message", "move fast by using one's feet",
+                                    "Don't run--you'll be out of breath", "the branch of biology that studies plants"])
+    assert wordnet_glosses(tmp_path / "wn", 3) == lines[:3]  # a fixed sample
+
+    plain, mixed = tmp_path / "plain.json.gz", tmp_path / "mixed.json.gz"
+    assert run_ocr("train-lm", "--train", FIXTURE_LINES, "--order", "4", "--min-count", "1", "--out", plain).exit_code == 0
+    built = run_ocr("train-lm", "--train", FIXTURE_LINES, "--order", "4", "--min-count", "1", "--wordnet-lines", "6",
+                    "--wordnet-dir", tmp_path / "wn", "--out", mixed)
+    assert built.exit_code == 0, built.output
+    a, b = load_lm(plain), load_lm(mixed)
+    assert b.info["wordnet_lines"] == 6 and b.info["lines"] == a.info["lines"] + 6
+    assert "udi" in b.counts[3] and "udi" not in a.counts[3]  # a context of "studies"
+
+    missing = run_ocr("train-lm", "--train", FIXTURE_LINES, "--wordnet-lines", "4",
+                      "--wordnet-dir", tmp_path / "nowhere", "--out", tmp_path / "x.json.gz")
+    assert missing.exit_code == 2 and "wordnet-base" in missing.output
+    assert not (tmp_path / "x.json.gz").exists()

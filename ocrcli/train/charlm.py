@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import random
 from collections import defaultdict
 from collections.abc import Iterable
+from pathlib import Path
 
 from ocrcli.recognition.charset import normalize_text
 from ocrcli.recognition.lm import BOS, EOS, CharLM
@@ -34,6 +36,32 @@ def build_charlm(texts: Iterable[str], order: int = 6, discount: float = 0.7, vo
                if n < 3 or sum(f.values()) >= min_count}
               for n, level in enumerate(tables)]
     return CharLM(order, discount, vocabulary, counts, info={**(info or {}), "lines": lines})
+
+
+WORDNET_DIR = Path("/usr/share/wordnet")  # Debian's wordnet-base
+WORDNET_FILES = ("data.noun", "data.verb", "data.adj", "data.adv")
+
+
+def wordnet_glosses(folder: Path = WORDNET_DIR, limit: int | None = None, min_length: int = 12) -> list[str]:
+    """English phrases from WordNet 3.0's glosses: definitions and example sentences.
+
+    Each synset line of the ``data.*`` files ends in ``| gloss``, whose parts are separated by
+    "; " (examples in double quotes); every part of ``min_length`` characters or more is one line.
+    The lines are shuffled with a fixed seed, so the first ``limit`` are always the same sample.
+    Raises OSError when a data file is missing.
+    """
+    lines = []
+    for name in WORDNET_FILES:
+        with open(Path(folder) / name, encoding="latin-1") as handle:
+            for row in handle:
+                if row.startswith("  ") or " | " not in row:  # the licence header, or no gloss
+                    continue
+                for part in row.split(" | ", 1)[1].strip().split("; "):
+                    part = part.strip().strip('"').strip()
+                    if len(part) >= min_length:
+                        lines.append(part)
+    random.Random(0).shuffle(lines)
+    return lines[:limit]
 
 
 def tune_weights(lm: CharLM, log_probs: list, references: list[str], alphabet: str,
