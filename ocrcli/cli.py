@@ -458,7 +458,7 @@ def train_lm(
 ) -> None:
     """Build the character n-gram language model of --decoder beam from line transcriptions.
 
-    Example: ocr train-lm --train ../shared/data/train.tsv --synthetic-lines 5000 --tune-on ../shared/data/val.tsv --out models/ocrcli-charlm-v1.json.gz
+    Example: ocr train-lm --train ../shared/data/train.tsv --synthetic-lines 5000 --wordnet-lines 10000 --tune-on ../shared/data/val.tsv --out models/ocrcli-charlm-v1.json.gz
     """
     try:
         device = _validate_device(device)
