@@ -3,7 +3,7 @@
 Rows: `ocr --help` start-up, first result for one image (model load included) and line throughput and
 CER (pre-cropped lines, --layout line path), each with both decoders (beam, greedy), whole-page time with its split by stage, peak RSS of
 the line run, the page run and a 300-page PDF. Uses ../shared/data when present (a fixed 1000-line
-val subset and every 6th validation page), else the committed fixture lines and the sample pages.
+val subset and every 6th validation page of each set), else the committed fixture lines and the sample pages.
 
 With ../shared/tools present (and BENCH_PEERS not 0), the same lines and pages also go through
 RapidOCR (PP-OCRv6) and Tesseract via shared/tools/peers.py, side by side in the same table.
@@ -51,10 +51,10 @@ def line_subset(n: int = 1000) -> Path:
     return tmp
 
 
-def page_split(pages: list[Path]) -> dict[str, float]:
+def page_split(pages: list[Path]) -> tuple[dict[str, float], list[tuple[Path, float, int]]]:
     """Seconds per page for each step of the page path (model loaded once): decode, preprocess,
     segmentation, recognition of the lines, the which-way-up check, the re-reading of tall lines,
-    the words between lines."""
+    the words between lines; and each page's (path, seconds, lines found)."""
     sys.path.insert(0, str(ROOT))
     from ocrcli.config import RunConfig
     from ocrcli.pages import iter_pages
@@ -68,6 +68,7 @@ def page_split(pages: list[Path]) -> dict[str, float]:
     steps = ("decode", "preprocess", "segment", "recognize", "orient check", "tall lines re-read", "words between lines")
     totals = dict.fromkeys(steps, 0.0)
     n = 0
+    each = []
     for path in pages:
         t = [time.perf_counter()]
         for page in iter_pages(path):
@@ -83,13 +84,14 @@ def page_split(pages: list[Path]) -> dict[str, float]:
             t.append(time.perf_counter())
             found, crops, texts = split_merged(*read, rec)
             t.append(time.perf_counter())
-            add_interlinear(read[0], found, crops, texts, rec)
+            found, _, _ = add_interlinear(read[0], found, crops, texts, rec)
             t.append(time.perf_counter())
             for k, step in enumerate(steps):
                 totals[step] += t[k + 1] - t[k]
+            each.append((path, t[-1] - t[0], len(found)))
             n += 1
             t = [time.perf_counter()]
-    return {k: v / max(n, 1) for k, v in totals.items()}
+    return {k: v / max(n, 1) for k, v in totals.items()}, each
 
 
 def tsv_rows(tsv: Path) -> list[tuple[str, str]]:
@@ -235,11 +237,21 @@ def main() -> None:
                 rows.append((f"  ocrcli CER on those {len(subset)} lines", run_eval(sub, "--device", "cpu")[1]))
 
     pages_dir = ROOT.parent / "shared" / "data" / "pages"
-    pages = sorted(pages_dir.glob("*/*.jpg"))[::6] if pages_dir.exists() else sample
-    split = page_split(pages)
+    # Every 6th page of each set (the first included), so sets with few pages are timed too.
+    pages = ([p for d in sorted(pages_dir.iterdir()) if d.is_dir() for p in sorted(d.glob("*.jpg"))[::6]]
+             if pages_dir.exists() else sample)
+    split, each = page_split(pages)
     rows.append((f"whole page, {len(pages)} pages (s/page)", f"{sum(split.values()):.2f} s"))
     for k, v in split.items():
         rows.append((f"  {k}", f"{v:.3f} s"))
+    by_set: dict[str, list[tuple[float, int]]] = {}
+    for path, secs, n_lines in each:
+        by_set.setdefault(path.parent.name if pages_dir.exists() else "samples", []).append((secs, n_lines))
+    for name, timed in by_set.items():
+        rows.append((f"  {name}: {len(timed)} page{'s' if len(timed) > 1 else ''}, {statistics.mean(n for _, n in timed):.0f} lines a page",
+                     f"{statistics.mean(s for s, _ in timed):.2f} s/page"))
+    path, secs, n_lines = max(each, key=lambda e: e[1])
+    rows.append((f"  slowest page: {path.parent.name}/{path.name}, {n_lines} lines", f"{secs:.2f} s"))
     with tempfile.TemporaryDirectory() as tmp:
         seconds, rss_pages = child_peak_rss_mb([*OCR, "recognize", *map(str, pages), "-o", tmp, "-q", "--device", "cpu"])
         refs = page_references(pages)
