@@ -38,12 +38,13 @@ def build_charlm(texts: Iterable[str], order: int = 6, discount: float = 0.7, vo
     return CharLM(order, discount, vocabulary, counts, info={**(info or {}), "lines": lines})
 
 
-WORDNET_DIR = Path("/usr/share/wordnet")  # Debian's wordnet-base
 WORDNET_FILES = ("data.noun", "data.verb", "data.adj", "data.adv")
 
 
-def wordnet_glosses(folder: Path = WORDNET_DIR, limit: int | None = None, min_length: int = 12) -> list[str]:
-    """English phrases from WordNet 3.0's glosses: definitions and example sentences.
+def wordnet_glosses(folder: Path, limit: int | None = None, min_length: int = 12) -> list[str]:
+    """English phrases from WordNet 3.0's glosses (``folder``: its ``data.*`` files, e.g. Debian's
+    wordnet-base in /usr/share/wordnet, the default of ``ocr train-lm --wordnet-dir``): definitions
+    and example sentences.
 
     Each synset line of the ``data.*`` files ends in ``| gloss``, whose parts are separated by
     "; " (examples in double quotes); every part of ``min_length`` characters or more is one line.
