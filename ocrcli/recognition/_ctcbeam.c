@@ -36,7 +36,7 @@ typedef struct {
 } Table;
 
 typedef struct {
-    uint64_t chars;
+    uint64_t chars; /* tag(context length, characters) */
     int32_t c1; /* the character + 1; 0: an empty entry */
     double value;
 } Memo;
@@ -53,7 +53,7 @@ typedef struct {
     uint8_t *foll_pos;
     double *foll_count;
     size_t n_foll;
-    Memo *memo;             /* recent answers of lm_logp for full contexts: beams share their last characters */
+    Memo *memo;             /* recent answers of lm_logp */
 } LM;
 
 static uint64_t tag(int len, uint64_t chars) { return ((uint64_t)(len + 1) << 56) | chars; }
@@ -86,38 +86,37 @@ static void capsule_free(PyObject *capsule) { lm_free(PyCapsule_GetPointer(capsu
 
 /* log P(c | the last len characters of chars): element c of CharLM._dist, computed with the same
  * operations (each element of a distribution depends only on the same element of the shorter
- * context's), so equal to the double the Python search reads. */
-static double lm_logp(const LM *lm, int len, uint64_t chars, int c) {
+ * context's), so equal to the double the Python search reads. Answers are kept in a direct-mapped
+ * memo keyed by (context, c) at every context length: beams share their last characters, and the
+ * shorter contexts a longer one falls back on are shared more widely still. */
+static double lm_logp(LM *lm, int len, uint64_t chars, int c) {
+    uint64_t key = tag(len, chars);
+    Memo *m = &lm->memo[(mix(key) + (uint64_t)c) & (MEMO_SIZE - 1)]; /* one context's answers side by side */
+    if (m->c1 == c + 1 && m->chars == key) return m->value;
+    double value;
     int e = find_entry(lm, len, chars);
-    /* an unseen context is its shorter context (contexts are suffix-closed: a seen one's are seen) */
-    while (e < 0 && len > 0) {
-        len--;
-        chars &= mask_of(len);
-        e = find_entry(lm, len, chars);
-    }
-    if (e < 0) return lm->floor;
-    double parent = len > 0 ? lm_logp(lm, len - 1, chars & mask_of(len - 1), c) : lm->floor;
-    const uint8_t *pos = lm->foll_pos + lm->start[e];
-    int lo = 0, hi = lm->count[e] - 1;
-    while (lo <= hi) { /* followers are sorted by position */
-        int mid = (lo + hi) / 2;
-        if (pos[mid] == c) {
-            double own = lm->foll_count[lm->start[e] + mid] - lm->discount;
-            return log(exp(parent) * lm->share[e] + (own > 0.0 ? own : 0.0) / lm->total[e]);
+    if (e < 0) { /* an unseen context is its shorter context (contexts are suffix-closed: a seen one's are seen) */
+        value = len > 0 ? lm_logp(lm, len - 1, chars & mask_of(len - 1), c) : lm->floor;
+    } else {
+        double parent = len > 0 ? lm_logp(lm, len - 1, chars & mask_of(len - 1), c) : lm->floor;
+        const uint8_t *pos = lm->foll_pos + lm->start[e];
+        int lo = 0, hi = lm->count[e] - 1, found = -1;
+        while (lo <= hi) { /* followers are sorted by position */
+            int mid = (lo + hi) / 2;
+            if (pos[mid] == c) { found = mid; break; }
+            if (pos[mid] < c) lo = mid + 1; else hi = mid - 1;
         }
-        if (pos[mid] < c) lo = mid + 1; else hi = mid - 1;
+        if (found >= 0) {
+            double own = lm->foll_count[lm->start[e] + found] - lm->discount;
+            value = log(exp(parent) * lm->share[e] + (own > 0.0 ? own : 0.0) / lm->total[e]);
+        } else {
+            value = parent + lm->log_share[e];
+        }
     }
-    return parent + lm->log_share[e];
-}
-
-/* lm_logp of a full context (order-1 characters), through a direct-mapped memo of past answers. */
-static double lm_logp_memo(LM *lm, uint64_t chars, int c) {
-    Memo *m = &lm->memo[mix(chars * 257 + (uint64_t)c) & (MEMO_SIZE - 1)];
-    if (m->c1 == c + 1 && m->chars == chars) return m->value;
-    m->chars = chars;
+    m->chars = key; /* written after the calls above, which may have used the same slot */
     m->c1 = c + 1;
-    m->value = lm_logp(lm, lm->order - 1, chars, c);
-    return m->value;
+    m->value = value;
+    return value;
 }
 
 /* Position of one character: from index (a dict char -> int, CharLM._index), added if new. */
@@ -320,7 +319,14 @@ typedef struct {
     const Py_UCS4 *codes; /* the classes' characters (class k: codes[k - 1]) */
 } Search;
 
-static double lse(double a, double b) { return a >= b ? a + log1p(exp(b - a)) : b + log1p(exp(a - b)); }
+/* log(e^a + e^b). Where the smaller term is below e^-746 of the larger, exp() underflows to 0 and
+ * the sum is the larger one exactly: returned without calling exp, whose underflow path (errno,
+ * a NEG operand) is slow. */
+static double lse(double a, double b) {
+    double d = a >= b ? b - a : a - b;
+    if (d < -746.0) return a >= b ? a : b;
+    return a >= b ? a + log1p(exp(d)) : b + log1p(exp(d));
+}
 
 static int new_prefix(Search *s, int parent, int label, uint64_t context, double lm_score, int frame) {
     if (s->n_nodes == s->cap_nodes) {
@@ -396,22 +402,36 @@ static int compare_texts(const Search *s, int a, int b) {
 }
 
 static int better(const Search *s, const Beam *a, const Beam *b) { /* a before b: higher score; ties: larger text */
+    if (a->prefix == b->prefix) return 0;
     if (a->score != b->score) return a->score > b->score;
     return compare_texts(s, a->prefix, b->prefix) > 0;
 }
 
-/* Keep the best `width` of the next beams, best first (heapq.nlargest's order). */
+/* Keep the best `width` of the next beams, best first (heapq.nlargest's order). `better` is a
+ * strict total order (no two beams share a text), so the best `width` and their order are unique:
+ * a quickselect brings them to the front, then an insertion sort orders them. */
 static void keep_best(Search *s, int width) {
-    Beam *next = s->next;
-    int kept = 0;
-    for (int i = 0; i < s->n_next; i++) {
-        Beam b = next[i];
-        if (kept == width && !better(s, &b, &next[kept - 1])) continue;
-        int j = kept < width ? kept++ : width - 1; /* the slot that frees up: the end, or the worst */
-        for (; j > 0 && better(s, &b, &next[j - 1]); j--) next[j] = next[j - 1];
-        next[j] = b;
+    Beam *a = s->next;
+    int lo = 0, hi = s->n_next - 1;
+    while (lo < hi) { /* Hoare partition around the middle beam until a[width - 1] is in place */
+        Beam pivot = a[lo + (hi - lo) / 2], tmp;
+        int i = lo, j = hi;
+        while (i <= j) {
+            while (better(s, &a[i], &pivot)) i++;
+            while (better(s, &pivot, &a[j])) j--;
+            if (i <= j) { tmp = a[i]; a[i] = a[j]; a[j] = tmp; i++; j--; }
+        }
+        if (width - 1 <= j) hi = j;
+        else if (width - 1 >= i) lo = i;
+        else break;
     }
-    s->n_next = kept;
+    for (int i = 1; i < width; i++) {
+        Beam b = a[i];
+        int j = i;
+        for (; j > 0 && better(s, &b, &a[j - 1]); j--) a[j] = a[j - 1];
+        a[j] = b;
+    }
+    s->n_next = width;
 }
 
 /* decode(lm, log_probs, positions, alphabet, alpha, beta, width, prune, eos) -> (labels, first frames)
@@ -459,7 +479,8 @@ static PyObject *decode(PyObject *self, PyObject *args) {
     for (int t = 0; t < frames; t++) cum[t + 1] = cum[t] + (double)lp[(size_t)t * classes];
     int ctx_len = lm->order - 1;
     uint64_t ctx_mask = mask_of(ctx_len), bos_context = 0;
-    int *cand = malloc(sizeof(int) * (size_t)classes);
+    /* this frame's candidate classes; class -> its index in cand + 1 (0: not one); a prefix's child per candidate */
+    int *cand = calloc(3 * (size_t)classes, sizeof(int)), *cand_of = cand + classes, *child_of = cand + 2 * classes;
     if (!cand) { PyErr_NoMemory(); goto done; }
     for (int i = 0; i < ctx_len; i++) bos_context = (bos_context << 8) | (uint64_t)BOS_CODE; /* BOS padding */
     bos_context &= ctx_mask;
@@ -471,6 +492,7 @@ static PyObject *decode(PyObject *self, PyObject *args) {
         const float *row = lp + (size_t)t * classes;
         int n_cand = 0;
         for (int k = 1; k < classes; k++) if (row[k] > (float)prune) cand[n_cand++] = k;
+        for (int c = 0; c < n_cand; c++) cand_of[cand[c]] = c + 1;
         if (n_cand == 0) { /* a run of frames where only the blank passes: one step */
             int end = t + 1;
             while (end < frames) {
@@ -496,15 +518,17 @@ static PyObject *decode(PyObject *self, PyObject *args) {
             double pb = s.beams[i].b, pnb = s.beams[i].nb;
             double total = lse(pb, pnb);
             if (has_blank && !add(&s, pre, 0, total + p_blank)) { failed = 1; break; }
+            for (int c = 0; c < n_cand; c++) child_of[c] = -1; /* the prefix's children that are candidates */
+            for (int ch = s.nodes[pre].child; ch >= 0; ch = s.nodes[ch].sibling)
+                if (cand_of[s.nodes[ch].label]) child_of[cand_of[s.nodes[ch].label] - 1] = ch;
             int last = s.nodes[pre].label; /* 0 for the empty prefix: no character repeats it */
             double base = s.nodes[pre].lm_score;
             for (int c = 0; c < n_cand; c++) {
                 int k = cand[c];
                 double p = (double)row[k];
-                int ext = s.nodes[pre].child;
-                while (ext >= 0 && s.nodes[ext].label != k) ext = s.nodes[ext].sibling;
+                int ext = child_of[c];
                 if (ext < 0) {
-                    double lmp = lm_logp_memo(lm, s.nodes[pre].context, positions[k]);
+                    double lmp = lm_logp(lm, lm->order - 1, s.nodes[pre].context, positions[k]);
                     uint64_t context = ((s.nodes[pre].context << 8) | (uint64_t)positions[k]) & ctx_mask;
                     ext = new_prefix(&s, pre, k, context, base + alpha * lmp + beta, t);
                     if (ext < 0) { failed = 1; break; }
@@ -525,6 +549,7 @@ static PyObject *decode(PyObject *self, PyObject *args) {
         s.beams = s.next;
         s.next = swap;
         s.n_beams = s.n_next;
+        for (int c = 0; c < n_cand; c++) cand_of[cand[c]] = 0;
         t++;
     }
     free(cand);
@@ -534,7 +559,7 @@ static PyObject *decode(PyObject *self, PyObject *args) {
     double best_score = 0.0;
     for (int i = 0; i < s.n_beams; i++) {
         int pre = s.beams[i].prefix;
-        double score = lse(s.beams[i].b, s.beams[i].nb) + s.nodes[pre].lm_score + alpha * lm_logp_memo(lm, s.nodes[pre].context, eos);
+        double score = lse(s.beams[i].b, s.beams[i].nb) + s.nodes[pre].lm_score + alpha * lm_logp(lm, lm->order - 1, s.nodes[pre].context, eos);
         if (best < 0 || score > best_score) { best = pre; best_score = score; }
     }
     int n = 0;
