@@ -560,9 +560,11 @@ def _column_order(boxes: list[list[int]], letter: float, cfg: SegmentConfig) -> 
     return out
 
 
+@last_per_thread  # reading_order and place_words ask again for the same page's rules
 def _rule_groups(rules: np.ndarray) -> list[list[tuple[float, int, int]]]:
     """The pieces of the vertical rules, (x of the middle, top, height), grouped by x: the pieces
-    of one rule (broken by faint ink, or drifting with a residual skew) are one group."""
+    of one rule (broken by faint ink, or drifting with a residual skew) are one group. (Shared
+    with later callers: not to be changed.)"""
     n, _, stats, _ = cv2.connectedComponentsWithStats(rules, connectivity=8)
     pieces = sorted((x + w / 2, int(y), int(h)) for x, y, w, h, _ in stats[1:])
     slack = max(4, rules.shape[1] // 150)
@@ -608,6 +610,12 @@ def bridge_rules(rules: np.ndarray, span: float, share: float, max_gap: float) -
     return out
 
 
+@last_per_thread  # reading_order is asked again for the same page (place_words)
+def _piece_stats(mask: np.ndarray) -> np.ndarray:
+    """cv2's (x, y, w, h, area) of each 8-connected piece of ``mask``."""
+    return cv2.connectedComponentsWithStats(mask, connectivity=8)[2][1:]
+
+
 def header_rule(horizontal: np.ndarray, letter: float, pitch: float, columns: list[int], boxes: list[list[int]],
                 cfg: SegmentConfig = SegmentConfig()) -> int | None:
     """y of the rule under a table's header, or None. A register's header (column titles, printed,
@@ -619,9 +627,8 @@ def header_rule(horizontal: np.ndarray, letter: float, pitch: float, columns: li
     rules; a page's edge above the table has no lines below it in several columns."""
     if not boxes:
         return None
-    n, _, stats, _ = cv2.connectedComponentsWithStats(horizontal, connectivity=8)
     left, right = columns[0], columns[-1]
-    pieces = sorted((y + h / 2, min(x + w, right) - max(x, left)) for x, y, w, h, _ in stats[1:])
+    pieces = sorted((y + h / 2, min(x + w, right) - max(x, left)) for x, y, w, h, _ in _piece_stats(horizontal))
     horizontals, group = [], []
     for y, w in pieces + [(float("inf"), 0)]:
         if group and y - group[-1][0] > letter / 2:
@@ -732,27 +739,42 @@ def _body_row(ink: np.ndarray, b: BBox, letter: float) -> int:
     return b.y0 + int(np.argmax(np.convolve(profile, np.ones(win), mode="same")))
 
 
-def _seam(energy: np.ndarray, step: int) -> np.ndarray:
-    """The row, at every column of ``energy``, of its least-costly left-to-right path that moves
-    at most one row every ``step`` columns (ties go to the middle row)."""
-    h, w = energy.shape
-    starts = list(range(0, w, step))
-    cost = np.add.reduceat(energy, starts, axis=1) + 1e-3 * np.abs(np.arange(h) - h // 2)[:, None]
+def _seams(energies: list[np.ndarray], step: int) -> list[np.ndarray]:
+    """For each of ``energies``: the row, at each of its columns, of its least-costly
+    left-to-right path that moves at most one row every ``step`` columns (ties go to the middle
+    row). The paths are found together, a column of all of them at a time (a page has hundreds of
+    short ones: one at a time, numpy's per-call cost was most of their time)."""
+    if not energies:
+        return []
+    costs = [np.add.reduceat(e, list(range(0, e.shape[1], step)), axis=1)
+             + 1e-3 * np.abs(np.arange(e.shape[0]) - e.shape[0] // 2)[:, None] for e in energies]
+    n, rows_max, cols = len(costs), max(c.shape[0] for c in costs), np.array([c.shape[1] for c in costs])
+    # cost[k, i, r]: path i's cost at its column k and row r; inf past its rows or columns.
+    cost = np.full((int(cols.max()), n, rows_max), np.inf)
+    for i, c in enumerate(costs):
+        cost[:c.shape[1], i, :c.shape[0]] = c.T
     moves = np.zeros(cost.shape, np.int8)
-    # options[m + 1, r]: the cost of reaching row r from row r + m (m = -1, 0, 1) at the last column.
-    options = np.full((3, h), np.inf)
-    options[1] = cost[:, 0]
-    for k in range(1, cost.shape[1]):
-        options[0, 1:], options[2, :-1] = options[1, :-1], options[1, 1:]
-        best = np.argmin(options, axis=0)
-        moves[:, k] = best - 1
-        options[1] = np.min(options, axis=0) + cost[:, k]
-    total = options[1]
-    rows = np.empty(cost.shape[1], np.int64)
-    rows[-1] = int(np.argmin(total))
-    for k in range(cost.shape[1] - 1, 0, -1):
-        rows[k - 1] = rows[k] + moves[rows[k], k]
-    return np.repeat(rows, step)[:w]
+    # options[m + 1, i, r]: the cost of reaching row r from row r + m (m = -1, 0, 1) at the last column.
+    options = np.full((3, n, rows_max), np.inf)
+    options[1] = cost[0]
+    totals = np.empty((n, rows_max))
+    totals[cols == 1] = options[1][cols == 1]
+    for k in range(1, cost.shape[0]):
+        options[0, :, 1:], options[2, :, :-1] = options[1, :, :-1], options[1, :, 1:]
+        moves[k] = np.argmin(options, axis=0) - 1
+        options[1] = np.min(options, axis=0) + cost[k]
+        totals[cols == k + 1] = options[1][cols == k + 1]
+    paths = np.zeros((n, cost.shape[0]), np.int64)
+    row = np.zeros(n, np.int64)
+    everyone = np.arange(n)
+    for k in range(cost.shape[0] - 1, -1, -1):  # back from each path's last column
+        for i in np.flatnonzero(cols == k + 1):
+            row[i] = int(np.argmin(totals[i, :costs[i].shape[0]]))
+        paths[:, k] = row
+        if k > 0:
+            going = cols > k
+            row[going] += moves[k, everyone[going], row[going]]
+    return [np.repeat(paths[i, :cols[i]], step)[:e.shape[1]] for i, e in enumerate(energies)]
 
 
 def separating_seams(ink: np.ndarray, lines: list[Line], letter: float,
@@ -766,7 +788,7 @@ def separating_seams(ink: np.ndarray, lines: list[Line], letter: float,
     body = np.array([_body_row(ink, ln.bbox, letter) for ln in lines], np.int64)
     margin = max(1, int(letter / 3))
     energy = None
-    seams = []
+    pairs, parts = [], []
     for i, (ax0, _, ax1, ay1) in enumerate(boxes):
         x0 = np.maximum(boxes[:, 0], ax0)
         x1 = np.minimum(boxes[:, 2], ax1)
@@ -782,9 +804,9 @@ def separating_seams(ink: np.ndarray, lines: list[Line], letter: float,
                 lo, hi = body[i] + 1, max(body[i] + 2, body[j])
             if energy is None:
                 energy = cv2.blur(ink, (max(3, int(letter) | 1), 1)).astype(np.float32)
-            rows = _seam(energy[lo:hi, x0[j]:x1[j]], max(1, int(letter / 4)))
-            seams.append((i, int(j), int(x0[j]), lo + rows))
-    return seams
+            pairs.append((i, int(j), int(x0[j]), int(lo)))
+            parts.append(energy[lo:hi, x0[j]:x1[j]])
+    return [(i, j, x, lo + rows) for (i, j, x, lo), rows in zip(pairs, _seams(parts, max(1, int(letter / 4))))]
 
 
 def line_box(line: Line, crop: LineCrop) -> BBox:
