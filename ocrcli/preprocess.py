@@ -725,7 +725,6 @@ BEND_STRIP = 6
 BEND_REACH = 0.05
 BEND_GAIN = 0.3
 BEND_MIN = 0.3
-BEND_CELLS = 1 << 20  # strip rows gathered at a time while scoring bends (12 MB with their indices)
 
 
 class Bend(NamedTuple):
@@ -764,18 +763,14 @@ def _sharpness(ink: np.ndarray, longest: int, centre: float, half: float, reach:
     terms = _legendre(np.clip((middles - centre) / half, -1, 1)) * scale
     pad = int(np.ceil(reach * scale)) + 1
     padded = np.pad(strips, ((0, 0), (pad, pad)))
-    rows = np.arange(small.shape[0])[None, None, :] + pad
-    strip_index = np.arange(len(starts))[None, :, None]
-
-    chunk = max(1, BEND_CELLS // strips.size)  # candidates scored at a time
+    rows = np.arange(small.shape[0])[None, :] + pad
 
     def sharpness(coefs: np.ndarray) -> np.ndarray:
         shifts = np.clip(np.rint(coefs @ terms), -pad, pad).astype(np.intp)
-        out = []
-        for i in range(0, len(shifts), chunk):
-            profiles = padded[strip_index, rows + shifts[i:i + chunk, :, None]].sum(axis=1)
-            out.append(np.var(np.diff(profiles, axis=1), axis=1))
-        return np.concatenate(out)
+        profiles = padded[0][rows + shifts[:, :1]]  # every candidate's profile, a strip at a time
+        for k in range(1, len(starts)):
+            profiles += padded[k][rows + shifts[:, k:k + 1]]
+        return np.var(np.diff(profiles, axis=1), axis=1)
 
     return sharpness
 
