@@ -555,3 +555,24 @@ def test_grain_on_a_blank_sheet_is_not_taken_for_lines_and_writing_under_it_is_f
     assert len(lines) == len(LINES)
     page, lines = _lines(render_page())
     assert "grain" not in next(step for step in page.steps if step["step"] == "binarize")
+
+
+def test_seams_found_together_are_each_their_own_cheapest_path():
+    """The seams of a page are searched together, a column of all of them at a time: each must
+    come out as if searched alone, and follow a free valley through costly ink."""
+    from ocrcli.segment import _seams
+
+    rng = np.random.default_rng(3)
+    step = 3
+    valley = np.full((12, 40), 50.0, np.float32)
+    path = np.clip(2 + np.arange(40) // (2 * step), 0, 11)  # down a row every other step
+    valley[path, np.arange(40)] = 0.0
+    energies = [rng.uniform(0, 10, (int(rng.integers(2, 15)), int(rng.integers(1, 60)))).astype(np.float32) for _ in range(9)]
+    energies.insert(4, valley)
+    together = _seams(energies, step)
+    assert [len(s) for s in together] == [e.shape[1] for e in energies]
+    for energy, seam in zip(energies, together):
+        assert np.array_equal(seam, _seams([energy], step)[0])
+        assert seam.min() >= 0 and seam.max() < energy.shape[0]
+    assert np.array_equal(together[4], path)
+    assert _seams([], step) == []
