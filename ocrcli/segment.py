@@ -739,22 +739,42 @@ def _body_row(ink: np.ndarray, b: BBox, letter: float) -> int:
     return b.y0 + int(np.argmax(np.convolve(profile, np.ones(win), mode="same")))
 
 
+# Seams searched together hold at most this many cells (columns x seams x rows; 8 bytes each for
+# their costs): a long seam is not searched with hundreds of short ones, nor is memory unbounded.
+SEAM_CELLS = 1 << 21
+
+
 def _seams(energies: list[np.ndarray], step: int) -> list[np.ndarray]:
     """For each of ``energies``: the row, at each of its columns, of its least-costly
     left-to-right path that moves at most one row every ``step`` columns (ties go to the middle
-    row). The paths are found together, a column of all of them at a time (a page has hundreds of
-    short ones: one at a time, numpy's per-call cost was most of their time)."""
-    if not energies:
-        return []
+    row). Paths of similar length are found together, a column of all of them at a time (a page
+    has hundreds of short ones: one at a time, numpy's per-call cost was most of their time)."""
     costs = [np.add.reduceat(e, list(range(0, e.shape[1], step)), axis=1)
              + 1e-3 * np.abs(np.arange(e.shape[0]) - e.shape[0] // 2)[:, None] for e in energies]
-    n, rows_max, cols = len(costs), max(c.shape[0] for c in costs), np.array([c.shape[1] for c in costs])
-    # cost[k, i, r]: path i's cost at its column k and row r; inf past its rows or columns.
+    paths: list[np.ndarray] = [np.empty(0, np.int64)] * len(costs)
+    group: list[int] = []
+    for i in sorted(range(len(costs)), key=lambda i: costs[i].shape[1]):
+        wider = group + [i]
+        if group and costs[i].shape[1] * len(wider) * max(costs[k].shape[0] for k in wider) > SEAM_CELLS:
+            paths = _cheapest_paths(costs, group, paths)
+            wider = [i]
+        group = wider
+    if group:
+        paths = _cheapest_paths(costs, group, paths)
+    return [np.repeat(path, step)[:e.shape[1]] for path, e in zip(paths, energies)]
+
+
+def _cheapest_paths(costs: list[np.ndarray], group: list[int], paths: list[np.ndarray]) -> list[np.ndarray]:
+    """``paths`` with the cheapest path through each of the ``group`` costs (rows x columns) set:
+    the row at each column, moving at most one row a column."""
+    n, rows_max = len(group), max(costs[i].shape[0] for i in group)
+    cols = np.array([costs[i].shape[1] for i in group])
+    # cost[k, g, r]: the g-th path's cost at its column k and row r; inf past its rows or columns.
     cost = np.full((int(cols.max()), n, rows_max), np.inf)
-    for i, c in enumerate(costs):
-        cost[:c.shape[1], i, :c.shape[0]] = c.T
+    for g, i in enumerate(group):
+        cost[:cols[g], g, :costs[i].shape[0]] = costs[i].T
     moves = np.zeros(cost.shape, np.int8)
-    # options[m + 1, i, r]: the cost of reaching row r from row r + m (m = -1, 0, 1) at the last column.
+    # options[m + 1, g, r]: the cost of reaching row r from row r + m (m = -1, 0, 1) at the last column.
     options = np.full((3, n, rows_max), np.inf)
     options[1] = cost[0]
     totals = np.empty((n, rows_max))
@@ -764,17 +784,20 @@ def _seams(energies: list[np.ndarray], step: int) -> list[np.ndarray]:
         moves[k] = np.argmin(options, axis=0) - 1
         options[1] = np.min(options, axis=0) + cost[k]
         totals[cols == k + 1] = options[1][cols == k + 1]
-    paths = np.zeros((n, cost.shape[0]), np.int64)
+    found = np.zeros((n, cost.shape[0]), np.int64)
     row = np.zeros(n, np.int64)
     everyone = np.arange(n)
     for k in range(cost.shape[0] - 1, -1, -1):  # back from each path's last column
-        for i in np.flatnonzero(cols == k + 1):
-            row[i] = int(np.argmin(totals[i, :costs[i].shape[0]]))
-        paths[:, k] = row
+        for g in np.flatnonzero(cols == k + 1):
+            row[g] = int(np.argmin(totals[g, :costs[group[g]].shape[0]]))
+        found[:, k] = row
         if k > 0:
             going = cols > k
             row[going] += moves[k, everyone[going], row[going]]
-    return [np.repeat(paths[i, :cols[i]], step)[:e.shape[1]] for i, e in enumerate(energies)]
+    paths = list(paths)
+    for g, i in enumerate(group):
+        paths[i] = found[g, :cols[g]]
+    return paths
 
 
 def separating_seams(ink: np.ndarray, lines: list[Line], letter: float,

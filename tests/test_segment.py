@@ -1,4 +1,5 @@
 import numpy as np
+import pytest
 
 from conftest import LINES, render_page
 from ocrcli.config import PreprocessConfig
@@ -557,10 +558,15 @@ def test_grain_on_a_blank_sheet_is_not_taken_for_lines_and_writing_under_it_is_f
     assert "grain" not in next(step for step in page.steps if step["step"] == "binarize")
 
 
-def test_seams_found_together_are_each_their_own_cheapest_path():
-    """The seams of a page are searched together, a column of all of them at a time: each must
-    come out as if searched alone, and follow a free valley through costly ink."""
+@pytest.mark.parametrize("cells", [1 << 21, 200])
+def test_seams_found_together_are_each_their_own_cheapest_path(monkeypatch, cells):
+    """The seams of a page are searched together, a column of all of them at a time (in groups of
+    at most SEAM_CELLS cells): each must come out as if searched alone, and follow a free valley
+    through costly ink."""
+    import ocrcli.segment
     from ocrcli.segment import _seams
+
+    monkeypatch.setattr(ocrcli.segment, "SEAM_CELLS", cells)
 
     rng = np.random.default_rng(3)
     step = 3
