@@ -565,8 +565,7 @@ def _rule_groups(rules: np.ndarray) -> list[list[tuple[float, int, int]]]:
     """The pieces of the vertical rules, (x of the middle, top, height), grouped by x: the pieces
     of one rule (broken by faint ink, or drifting with a residual skew) are one group. (Shared
     with later callers: not to be changed.)"""
-    n, _, stats, _ = cv2.connectedComponentsWithStats(rules, connectivity=8)
-    pieces = sorted((x + w / 2, int(y), int(h)) for x, y, w, h, _ in stats[1:])
+    pieces = sorted((x + w / 2, int(y), int(h)) for x, y, w, h, _ in _piece_stats(rules))
     slack = max(4, rules.shape[1] // 150)
     groups: list[list[tuple[float, int, int]]] = []
     for piece in pieces:
@@ -610,9 +609,9 @@ def bridge_rules(rules: np.ndarray, span: float, share: float, max_gap: float) -
     return out
 
 
-@last_per_thread  # reading_order is asked again for the same page (place_words)
+@last_per_thread  # header_rule is asked again for the same page's horizontal rules (place_words)
 def _piece_stats(mask: np.ndarray) -> np.ndarray:
-    """cv2's (x, y, w, h, area) of each 8-connected piece of ``mask``."""
+    """cv2's (x, y, w, h, area) of each 8-connected piece of ``mask`` (a page's rules)."""
     return cv2.connectedComponentsWithStats(mask, connectivity=8)[2][1:]
 
 
@@ -751,28 +750,30 @@ def _seams(energies: list[np.ndarray], step: int) -> list[np.ndarray]:
     has hundreds of short ones: one at a time, numpy's per-call cost was most of their time)."""
     costs = [np.add.reduceat(e, list(range(0, e.shape[1], step)), axis=1)
              + 1e-3 * np.abs(np.arange(e.shape[0]) - e.shape[0] // 2)[:, None] for e in energies]
-    paths: list[np.ndarray] = [np.empty(0, np.int64)] * len(costs)
-    group: list[int] = []
+    groups, group = [], []
     for i in sorted(range(len(costs)), key=lambda i: costs[i].shape[1]):
-        wider = group + [i]
-        if group and costs[i].shape[1] * len(wider) * max(costs[k].shape[0] for k in wider) > SEAM_CELLS:
-            paths = _cheapest_paths(costs, group, paths)
-            wider = [i]
-        group = wider
+        if group and costs[i].shape[1] * (len(group) + 1) * max(costs[k].shape[0] for k in group + [i]) > SEAM_CELLS:
+            groups.append(group)
+            group = []
+        group.append(i)
     if group:
-        paths = _cheapest_paths(costs, group, paths)
+        groups.append(group)
+    paths: list[np.ndarray] = [np.empty(0, np.int64)] * len(costs)
+    for group in groups:
+        for i, path in zip(group, _cheapest_paths([costs[i] for i in group])):
+            paths[i] = path
     return [np.repeat(path, step)[:e.shape[1]] for path, e in zip(paths, energies)]
 
 
-def _cheapest_paths(costs: list[np.ndarray], group: list[int], paths: list[np.ndarray]) -> list[np.ndarray]:
-    """``paths`` with the cheapest path through each of the ``group`` costs (rows x columns) set:
-    the row at each column, moving at most one row a column."""
-    n, rows_max = len(group), max(costs[i].shape[0] for i in group)
-    cols = np.array([costs[i].shape[1] for i in group])
+def _cheapest_paths(costs: list[np.ndarray]) -> list[np.ndarray]:
+    """The cheapest path through each of ``costs`` (rows x columns): the row at each column,
+    moving at most one row a column."""
+    n, rows_max = len(costs), max(c.shape[0] for c in costs)
+    cols = np.array([c.shape[1] for c in costs])
     # cost[k, g, r]: the g-th path's cost at its column k and row r; inf past its rows or columns.
     cost = np.full((int(cols.max()), n, rows_max), np.inf)
-    for g, i in enumerate(group):
-        cost[:cols[g], g, :costs[i].shape[0]] = costs[i].T
+    for g, c in enumerate(costs):
+        cost[:cols[g], g, :c.shape[0]] = c.T
     moves = np.zeros(cost.shape, np.int8)
     # options[m + 1, g, r]: the cost of reaching row r from row r + m (m = -1, 0, 1) at the last column.
     options = np.full((3, n, rows_max), np.inf)
@@ -789,15 +790,12 @@ def _cheapest_paths(costs: list[np.ndarray], group: list[int], paths: list[np.nd
     everyone = np.arange(n)
     for k in range(cost.shape[0] - 1, -1, -1):  # back from each path's last column
         for g in np.flatnonzero(cols == k + 1):
-            row[g] = int(np.argmin(totals[g, :costs[group[g]].shape[0]]))
+            row[g] = int(np.argmin(totals[g, :costs[g].shape[0]]))
         found[:, k] = row
         if k > 0:
             going = cols > k
             row[going] += moves[k, everyone[going], row[going]]
-    paths = list(paths)
-    for g, i in enumerate(group):
-        paths[i] = found[g, :cols[g]]
-    return paths
+    return [found[g, :cols[g]] for g in range(n)]
 
 
 def separating_seams(ink: np.ndarray, lines: list[Line], letter: float,
