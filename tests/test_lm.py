@@ -223,6 +223,44 @@ def test_c_and_python_searches_agree_on_real_lines():
         assert (fast.labels, fast.frames, fast.probs) == (slow.labels, slow.frames, slow.probs)
 
 
+def test_c_searches_in_parallel_threads_find_what_one_thread_finds():
+    """The C search releases the GIL and each concurrent search has a memo of its own: 8 threads
+    (more than the LM's 4 memos, so some searches get a fresh one) read what one thread reads, and
+    a Recognizer with 2 torch threads decodes its lines side by side with the same texts."""
+    _c_search()
+    from concurrent.futures import ThreadPoolExecutor
+
+    import cv2
+    import torch
+
+    from ocrcli.recognition.engine import Recognizer
+    from ocrcli.train.data import read_tsv
+
+    rng = np.random.default_rng(7)
+    lm = _lm()
+    lm.alpha, lm.beta = 0.6, 0.8
+    lines = [_random_frames(rng, int(rng.integers(1, 120))) for _ in range(64)]
+
+    def read(lp):
+        return beam_decode(lp, ALPHABET, lm, 16, -9.0)
+
+    alone = [read(lp) for lp in lines]
+    with ThreadPoolExecutor(8) as pool:
+        together = list(pool.map(read, lines * 3))
+    assert together == alone * 3
+
+    crops = [cv2.imread(str(path), cv2.IMREAD_GRAYSCALE) for path, _, _ in read_tsv(FIXTURE_LINES)[::20][:16]]
+    recognizer, threads = Recognizer(device="cpu"), torch.get_num_threads()
+    try:
+        torch.set_num_threads(1)
+        serial = recognizer.recognize(crops)
+        torch.set_num_threads(2)
+        assert recognizer._search_pool() is not None
+        assert recognizer.recognize(crops) == serial
+    finally:
+        torch.set_num_threads(threads)
+
+
 def test_one_call_can_decode_greedily_and_every_reading_has_its_best_path_confidence():
     """A beam recognizer asked for greedy decoding reads as a greedy recognizer does, and each line's
     path_confidence is the greedy reading's confidence whichever decoder gave its text."""

@@ -42,6 +42,10 @@ typedef struct {
 } Memo;
 
 #define MEMO_SIZE 65536 /* entries (1.5 MB) */
+/* Searches that run at the same time (decode releases the GIL) each use a memo of their own: an
+ * LM keeps up to MEMO_SLOTS, handed out and back while the GIL is held; a search that finds them
+ * all in use gets a fresh one for its call. */
+#define MEMO_SLOTS 4
 
 typedef struct {
     int order, vocabulary;
@@ -53,7 +57,8 @@ typedef struct {
     uint8_t *foll_pos;
     double *foll_count;
     size_t n_foll;
-    Memo *memo;             /* recent answers of lm_logp */
+    Memo *memos[MEMO_SLOTS]; /* recent answers of lm_logp, one table per concurrent search */
+    int busy[MEMO_SLOTS];    /* read and written with the GIL held */
 } LM;
 
 static uint64_t tag(int len, uint64_t chars) { return ((uint64_t)(len + 1) << 56) | chars; }
@@ -78,7 +83,8 @@ static int find_entry(const LM *lm, int len, uint64_t chars) {
 static void lm_free(LM *lm) {
     if (!lm) return;
     free(lm->table.slots); free(lm->start); free(lm->count); free(lm->total); free(lm->share);
-    free(lm->log_share); free(lm->foll_pos); free(lm->foll_count); free(lm->memo);
+    free(lm->log_share); free(lm->foll_pos); free(lm->foll_count);
+    for (int i = 0; i < MEMO_SLOTS; i++) free(lm->memos[i]);
     free(lm);
 }
 
@@ -89,16 +95,16 @@ static void capsule_free(PyObject *capsule) { lm_free(PyCapsule_GetPointer(capsu
  * context's), so equal to the double the Python search reads. Answers are kept in a direct-mapped
  * memo keyed by (context, c) at every context length: beams share their last characters, and the
  * shorter contexts a longer one falls back on are shared more widely still. */
-static double lm_logp(LM *lm, int len, uint64_t chars, int c) {
+static double lm_logp(const LM *lm, Memo *memo, int len, uint64_t chars, int c) {
     uint64_t key = tag(len, chars);
-    Memo *m = &lm->memo[(mix(key) + (uint64_t)c) & (MEMO_SIZE - 1)]; /* one context's answers side by side */
+    Memo *m = &memo[(mix(key) + (uint64_t)c) & (MEMO_SIZE - 1)]; /* one context's answers side by side */
     if (m->c1 == c + 1 && m->chars == key) return m->value;
     double value;
     int e = find_entry(lm, len, chars);
     if (e < 0) { /* an unseen context is its shorter context (contexts are suffix-closed: a seen one's are seen) */
-        value = len > 0 ? lm_logp(lm, len - 1, chars & mask_of(len - 1), c) : lm->floor;
+        value = len > 0 ? lm_logp(lm, memo, len - 1, chars & mask_of(len - 1), c) : lm->floor;
     } else {
-        double parent = len > 0 ? lm_logp(lm, len - 1, chars & mask_of(len - 1), c) : lm->floor;
+        double parent = len > 0 ? lm_logp(lm, memo, len - 1, chars & mask_of(len - 1), c) : lm->floor;
         const uint8_t *pos = lm->foll_pos + lm->start[e];
         int lo = 0, hi = lm->count[e] - 1, found = -1;
         while (lo <= hi) { /* followers are sorted by position */
@@ -117,6 +123,24 @@ static double lm_logp(LM *lm, int len, uint64_t chars, int c) {
     m->c1 = c + 1;
     m->value = value;
     return value;
+}
+
+/* A memo for one search (GIL held): a free one of the LM's, or a new one (slot -1) when all are in use. */
+static Memo *claim_memo(LM *lm, int *slot) {
+    for (int i = 0; i < MEMO_SLOTS; i++) {
+        if (lm->busy[i]) continue;
+        if (!lm->memos[i] && !(lm->memos[i] = calloc(MEMO_SIZE, sizeof(Memo)))) return NULL;
+        lm->busy[i] = 1;
+        *slot = i;
+        return lm->memos[i];
+    }
+    *slot = -1;
+    return calloc(MEMO_SIZE, sizeof(Memo));
+}
+
+static void release_memo(LM *lm, Memo *memo, int slot) { /* GIL held */
+    if (slot >= 0) lm->busy[slot] = 0;
+    else free(memo);
 }
 
 /* Position of one character: from index (a dict char -> int, CharLM._index), added if new. */
@@ -214,8 +238,8 @@ static PyObject *compile_lm(PyObject *self, PyObject *args) {
     lm->log_share = malloc(sizeof(double) * (contexts + 1));
     lm->foll_pos = malloc(foll_cap);
     lm->foll_count = malloc(foll_cap * sizeof(double));
-    lm->memo = calloc(MEMO_SIZE, sizeof(Memo));
-    if (!lm->memo || !lm->table.slots || !lm->start || !lm->count || !lm->total || !lm->share || !lm->log_share || !lm->foll_pos || !lm->foll_count) {
+    lm->memos[0] = calloc(MEMO_SIZE, sizeof(Memo));
+    if (!lm->memos[0] || !lm->table.slots || !lm->start || !lm->count || !lm->total || !lm->share || !lm->log_share || !lm->foll_pos || !lm->foll_count) {
         PyErr_NoMemory();
         goto fail;
     }
@@ -434,10 +458,99 @@ static void keep_best(Search *s, int width) {
     s->n_next = width;
 }
 
+/* The search itself, over frames x classes log-probabilities lp: the best text's last prefix in
+ * *best, -1 when memory ran out. Touches no Python object, so it runs without the GIL. */
+static void search(Search *s, const LM *lm, Memo *memo, const float *lp, int frames, int classes,
+                   const int *positions, int *cand, const double *cum, double alpha, double beta,
+                   int width, double prune, int eos, int *best) {
+    *best = -1;
+    int ctx_len = lm->order - 1;
+    uint64_t ctx_mask = mask_of(ctx_len), bos_context = 0;
+    /* this frame's candidate classes; class -> its index in cand + 1 (0: not one); a prefix's child per candidate */
+    int *cand_of = cand + classes, *child_of = cand + 2 * classes;
+    for (int i = 0; i < ctx_len; i++) bos_context = (bos_context << 8) | (uint64_t)BOS_CODE; /* BOS padding */
+    bos_context &= ctx_mask;
+    if (new_prefix(s, -1, 0, bos_context, 0.0, 0) < 0 || !grow_beams(s, width + 1)) return;
+    s->beams[0] = (Beam){0, 0.0, NEG, 0.0};
+    s->n_beams = 1;
+    int t = 0;
+    while (t < frames) {
+        const float *row = lp + (size_t)t * classes;
+        int n_cand = 0;
+        for (int k = 1; k < classes; k++) if (row[k] > (float)prune) cand[n_cand++] = k;
+        for (int c = 0; c < n_cand; c++) cand_of[cand[c]] = c + 1;
+        if (n_cand == 0) { /* a run of frames where only the blank passes: one step */
+            int end = t + 1;
+            while (end < frames) {
+                const float *r = lp + (size_t)end * classes;
+                int any = 0;
+                for (int k = 1; k < classes && !any; k++) any = r[k] > (float)prune;
+                if (any) break;
+                end++;
+            }
+            double blank = cum[end] - cum[t];
+            for (int i = 0; i < s->n_beams; i++) {
+                s->beams[i].b = lse(s->beams[i].b, s->beams[i].nb) + blank;
+                s->beams[i].nb = NEG;
+            }
+            t = end;
+            continue;
+        }
+        int has_blank = row[0] > (float)prune;
+        double p_blank = (double)row[0];
+        s->n_next = 0;
+        for (int i = 0; i < s->n_beams; i++) {
+            int pre = s->beams[i].prefix;
+            double pb = s->beams[i].b, pnb = s->beams[i].nb;
+            double total = lse(pb, pnb);
+            if (has_blank && !add(s, pre, 0, total + p_blank)) return;
+            for (int c = 0; c < n_cand; c++) child_of[c] = -1; /* the prefix's children that are candidates */
+            for (int ch = s->nodes[pre].child; ch >= 0; ch = s->nodes[ch].sibling)
+                if (cand_of[s->nodes[ch].label]) child_of[cand_of[s->nodes[ch].label] - 1] = ch;
+            int last = s->nodes[pre].label; /* 0 for the empty prefix: no character repeats it */
+            double base = s->nodes[pre].lm_score;
+            for (int c = 0; c < n_cand; c++) {
+                int k = cand[c];
+                double p = (double)row[k];
+                int ext = child_of[c];
+                if (ext < 0) {
+                    double lmp = lm_logp(lm, memo, lm->order - 1, s->nodes[pre].context, positions[k]);
+                    uint64_t context = ((s->nodes[pre].context << 8) | (uint64_t)positions[k]) & ctx_mask;
+                    ext = new_prefix(s, pre, k, context, base + alpha * lmp + beta, t);
+                    if (ext < 0) return;
+                }
+                if (k == last) {
+                    if (!add(s, pre, 1, pnb + p) || !add(s, ext, 1, pb + p)) return;
+                } else if (!add(s, ext, 1, total + p)) return;
+            }
+        }
+        for (int i = 0; i < s->n_next; i++) s->nodes[s->next[i].prefix].slot = -1;
+        if (s->n_next > width) {
+            for (int i = 0; i < s->n_next; i++)
+                s->next[i].score = lse(s->next[i].b, s->next[i].nb) + s->nodes[s->next[i].prefix].lm_score;
+            keep_best(s, width);
+        }
+        Beam *swap = s->beams;
+        s->beams = s->next;
+        s->next = swap;
+        s->n_beams = s->n_next;
+        for (int c = 0; c < n_cand; c++) cand_of[cand[c]] = 0;
+        t++;
+    }
+    /* the best text, its end scored too (EOS) */
+    double best_score = 0.0;
+    for (int i = 0; i < s->n_beams; i++) {
+        int pre = s->beams[i].prefix;
+        double score = lse(s->beams[i].b, s->beams[i].nb) + s->nodes[pre].lm_score + alpha * lm_logp(lm, memo, lm->order - 1, s->nodes[pre].context, eos);
+        if (*best < 0 || score > best_score) { *best = pre; best_score = score; }
+    }
+}
+
 /* decode(lm, log_probs, positions, alphabet, alpha, beta, width, prune, eos) -> (labels, first frames)
  * log_probs: a C-contiguous float32 (frames, classes) buffer, class 0 the blank; positions[k]: the
  * LM position of class k's character (positions[0] unused); alphabet: the classes' characters;
- * eos: the LM position of the end of line. */
+ * eos: the LM position of the end of line. The search runs with the GIL released, so lines can be
+ * decoded in parallel threads. */
 static PyObject *decode(PyObject *self, PyObject *args) {
     PyObject *capsule, *positions_obj, *alphabet;
     Py_buffer view;
@@ -449,7 +562,7 @@ static PyObject *decode(PyObject *self, PyObject *args) {
     LM *lm = PyCapsule_GetPointer(capsule, CAPSULE_NAME);
     PyObject *result = NULL;
     Search s = {0};
-    int *positions = NULL;
+    int *positions = NULL, *cand = NULL;
     double *cum = NULL;
     Py_UCS4 *codes = NULL;
     if (!lm) goto done;
@@ -467,7 +580,8 @@ static PyObject *decode(PyObject *self, PyObject *args) {
     positions = malloc(sizeof(int) * (size_t)classes);
     codes = PyUnicode_AsUCS4Copy(alphabet);
     cum = malloc(sizeof(double) * (size_t)(frames + 1));
-    if (!positions || !codes || !cum) { if (!PyErr_Occurred()) PyErr_NoMemory(); goto done; }
+    cand = calloc(3 * (size_t)classes, sizeof(int));
+    if (!positions || !codes || !cum || !cand) { if (!PyErr_Occurred()) PyErr_NoMemory(); goto done; }
     s.codes = codes;
     for (Py_ssize_t k = 0; k < classes; k++) {
         long v = PyLong_AsLong(PyList_GET_ITEM(positions_obj, k));
@@ -477,91 +591,14 @@ static PyObject *decode(PyObject *self, PyObject *args) {
     }
     cum[0] = 0.0; /* decode.py sums runs of blank-only frames with the same float64 cumulative sum */
     for (int t = 0; t < frames; t++) cum[t + 1] = cum[t] + (double)lp[(size_t)t * classes];
-    int ctx_len = lm->order - 1;
-    uint64_t ctx_mask = mask_of(ctx_len), bos_context = 0;
-    /* this frame's candidate classes; class -> its index in cand + 1 (0: not one); a prefix's child per candidate */
-    int *cand = calloc(3 * (size_t)classes, sizeof(int)), *cand_of = cand + classes, *child_of = cand + 2 * classes;
-    if (!cand) { PyErr_NoMemory(); goto done; }
-    for (int i = 0; i < ctx_len; i++) bos_context = (bos_context << 8) | (uint64_t)BOS_CODE; /* BOS padding */
-    bos_context &= ctx_mask;
-    if (new_prefix(&s, -1, 0, bos_context, 0.0, 0) < 0 || !grow_beams(&s, width + 1)) { free(cand); PyErr_NoMemory(); goto done; }
-    s.beams[0] = (Beam){0, 0.0, NEG, 0.0};
-    s.n_beams = 1;
-    int t = 0, failed = 0;
-    while (t < frames && !failed) {
-        const float *row = lp + (size_t)t * classes;
-        int n_cand = 0;
-        for (int k = 1; k < classes; k++) if (row[k] > (float)prune) cand[n_cand++] = k;
-        for (int c = 0; c < n_cand; c++) cand_of[cand[c]] = c + 1;
-        if (n_cand == 0) { /* a run of frames where only the blank passes: one step */
-            int end = t + 1;
-            while (end < frames) {
-                const float *r = lp + (size_t)end * classes;
-                int any = 0;
-                for (int k = 1; k < classes && !any; k++) any = r[k] > (float)prune;
-                if (any) break;
-                end++;
-            }
-            double blank = cum[end] - cum[t];
-            for (int i = 0; i < s.n_beams; i++) {
-                s.beams[i].b = lse(s.beams[i].b, s.beams[i].nb) + blank;
-                s.beams[i].nb = NEG;
-            }
-            t = end;
-            continue;
-        }
-        int has_blank = row[0] > (float)prune;
-        double p_blank = (double)row[0];
-        s.n_next = 0;
-        for (int i = 0; i < s.n_beams && !failed; i++) {
-            int pre = s.beams[i].prefix;
-            double pb = s.beams[i].b, pnb = s.beams[i].nb;
-            double total = lse(pb, pnb);
-            if (has_blank && !add(&s, pre, 0, total + p_blank)) { failed = 1; break; }
-            for (int c = 0; c < n_cand; c++) child_of[c] = -1; /* the prefix's children that are candidates */
-            for (int ch = s.nodes[pre].child; ch >= 0; ch = s.nodes[ch].sibling)
-                if (cand_of[s.nodes[ch].label]) child_of[cand_of[s.nodes[ch].label] - 1] = ch;
-            int last = s.nodes[pre].label; /* 0 for the empty prefix: no character repeats it */
-            double base = s.nodes[pre].lm_score;
-            for (int c = 0; c < n_cand; c++) {
-                int k = cand[c];
-                double p = (double)row[k];
-                int ext = child_of[c];
-                if (ext < 0) {
-                    double lmp = lm_logp(lm, lm->order - 1, s.nodes[pre].context, positions[k]);
-                    uint64_t context = ((s.nodes[pre].context << 8) | (uint64_t)positions[k]) & ctx_mask;
-                    ext = new_prefix(&s, pre, k, context, base + alpha * lmp + beta, t);
-                    if (ext < 0) { failed = 1; break; }
-                }
-                if (k == last) {
-                    if (!add(&s, pre, 1, pnb + p) || !add(&s, ext, 1, pb + p)) { failed = 1; break; }
-                } else if (!add(&s, ext, 1, total + p)) { failed = 1; break; }
-            }
-        }
-        if (failed) break;
-        for (int i = 0; i < s.n_next; i++) s.nodes[s.next[i].prefix].slot = -1;
-        if (s.n_next > width) {
-            for (int i = 0; i < s.n_next; i++)
-                s.next[i].score = lse(s.next[i].b, s.next[i].nb) + s.nodes[s.next[i].prefix].lm_score;
-            keep_best(&s, width);
-        }
-        Beam *swap = s.beams;
-        s.beams = s.next;
-        s.next = swap;
-        s.n_beams = s.n_next;
-        for (int c = 0; c < n_cand; c++) cand_of[cand[c]] = 0;
-        t++;
-    }
-    free(cand);
-    if (failed) { if (!PyErr_Occurred()) PyErr_NoMemory(); goto done; }
-    /* the best text, its end scored too (EOS) */
-    int best = -1;
-    double best_score = 0.0;
-    for (int i = 0; i < s.n_beams; i++) {
-        int pre = s.beams[i].prefix;
-        double score = lse(s.beams[i].b, s.beams[i].nb) + s.nodes[pre].lm_score + alpha * lm_logp(lm, lm->order - 1, s.nodes[pre].context, eos);
-        if (best < 0 || score > best_score) { best = pre; best_score = score; }
-    }
+    int slot, best;
+    Memo *memo = claim_memo(lm, &slot);
+    if (!memo) { PyErr_NoMemory(); goto done; }
+    Py_BEGIN_ALLOW_THREADS
+    search(&s, lm, memo, lp, frames, (int)classes, positions, cand, cum, alpha, beta, width, prune, eos, &best);
+    Py_END_ALLOW_THREADS
+    release_memo(lm, memo, slot);
+    if (best < 0) { PyErr_NoMemory(); goto done; }
     int n = 0;
     for (int p = best; p > 0; p = s.nodes[p].parent) n++;
     PyObject *labels = PyTuple_New(n), *starts = PyTuple_New(n);
@@ -577,7 +614,7 @@ static PyObject *decode(PyObject *self, PyObject *args) {
     Py_DECREF(starts);
 done:
     PyBuffer_Release(&view);
-    free(positions); free(cum); PyMem_Free(codes);
+    free(positions); free(cum); free(cand); PyMem_Free(codes);
     free(s.nodes); free(s.beams); free(s.next);
     return result;
 }
@@ -600,9 +637,12 @@ static PyObject *log_dist(PyObject *self, PyObject *args) {
         if (v < 0 || v > 255) { if (!PyErr_Occurred()) PyErr_SetString(PyExc_ValueError, "bad position"); return NULL; }
         chars = (chars << 8) | (uint64_t)v;
     }
-    PyObject *out = PyTuple_New(lm->vocabulary);
-    if (!out) return NULL;
-    for (int c = 0; c < lm->vocabulary; c++) PyTuple_SET_ITEM(out, c, PyFloat_FromDouble(lm_logp(lm, (int)len, chars, c)));
+    int slot;
+    Memo *memo = claim_memo(lm, &slot);
+    PyObject *out = memo ? PyTuple_New(lm->vocabulary) : PyErr_NoMemory();
+    if (out)
+        for (int c = 0; c < lm->vocabulary; c++) PyTuple_SET_ITEM(out, c, PyFloat_FromDouble(lm_logp(lm, memo, (int)len, chars, c)));
+    if (memo) release_memo(lm, memo, slot);
     return out;
 }
 

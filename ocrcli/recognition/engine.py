@@ -148,17 +148,37 @@ class Recognizer:
         if decoder == "beam" and self.lm is None:
             raise ValueError("beam decoding needs the language model: load the recognizer with decoder='beam'")
         beam = self.lm is not None and decoder != "greedy"
-        results: list[LineText] = [LineText("", 0.0)] * len(crops)
-        for i, (frames, width) in enumerate(zip(*self._frames(crops, fit))):
-            if frames is None:
-                continue
+        all_frames, widths = self._frames(crops, fit)
+
+        def read(i: int) -> LineText:
+            frames = all_frames[i]
             best_path = greedy_decode(frames)
             decoded = beam_decode(frames, self.charset.alphabet, self.lm) if beam else best_path
-            scale = self.model.spec.width_stride * crops[i].shape[1] / width  # frame -> crop pixels
+            scale = self.model.spec.width_stride * crops[i].shape[1] / widths[i]  # frame -> crop pixels
             xs = tuple((f + 0.5) * scale for f in decoded.frames)
-            results[i] = LineText(self.charset.decode(decoded.labels), decoded.confidence, xs, tuple(decoded.probs),
-                                  best_path.confidence)
+            return LineText(self.charset.decode(decoded.labels), decoded.confidence, xs, tuple(decoded.probs),
+                            best_path.confidence)
+
+        results: list[LineText] = [LineText("", 0.0)] * len(crops)
+        todo = [i for i, frames in enumerate(all_frames) if frames is not None]
+        pool = self._search_pool() if beam and len(todo) > 1 and self.lm.compiled() else None
+        for i, text in zip(todo, pool.map(read, todo) if pool else map(read, todo)):
+            results[i] = text
         return results
+
+    def _search_pool(self):
+        """Threads for the beam search, as many as torch's (the C search releases the GIL, so lines
+        are decoded side by side, with the same results); None with one thread."""
+        threads = self._torch.get_num_threads()
+        if threads < 2:
+            return None
+        pool = getattr(self, "_pool", None)
+        if pool is None or self._pool_key != (os.getpid(), threads):  # threads do not survive a fork
+            from concurrent.futures import ThreadPoolExecutor
+
+            pool = self._pool = ThreadPoolExecutor(threads, thread_name_prefix="ocrcli-search")
+            self._pool_key = (os.getpid(), threads)
+        return pool
 
     def log_probs(self, crops: list[np.ndarray], fit: bool = True) -> list[np.ndarray | None]:
         """The model's (frames, classes) log-probabilities for each crop (None for an empty crop),
