@@ -414,6 +414,9 @@ def train(
     average_from: Annotated[Optional[int], typer.Option("--average-from", min=0, help="From this step on, also validate the mean of the weights at every validation (stochastic weight averaging); best.safetensors is whichever reads best.")] = None,
     store_height: Annotated[Optional[int], typer.Option("--store-height", min=16, help="Keep real training lines this many px high in memory [default: the network's input height], so that augmented or trimmed lines are resampled once.", show_default=False)] = None,
     fit: Annotated[bool, typer.Option("--fit-rows/--whole-lines", help="Train on the rows the recognizer reads (fit_rows after augmentation), or on whole lines.")] = False,
+    height: Annotated[int, typer.Option("--height", min=16, max=256, help="Input height in px of a new network (not with --init-from: its own).")] = 40,
+    channels: Annotated[str, typer.Option("--channels", help="Convolution channels of a new network's 6 blocks, comma-separated (not with --init-from: its own).")] = "32,64,96,128,160,192",
+    workers: Annotated[int, typer.Option("--workers", min=0, max=64, help="Processes that make batches (distort, trim, resample lines) ahead of the training steps: for a GPU, which one process cannot keep busy. The same batches whatever the number; 0: the training process makes them.")] = 0,
 ) -> None:
     """Train the CRNN recognizer (resumable: rerun the same command to continue).
 
@@ -427,7 +430,13 @@ def train(
         from ocrcli.recognition.engine import resolve_device
         from ocrcli.train.loop import TrainConfig, train as run_training
 
-        cfg = TrainConfig(train_tsvs=list(train_tsv), val_tsv=val_tsv, out_dir=out, fonts_dir=fonts,
+        try:
+            widths = tuple(int(c) for c in channels.split(","))
+        except ValueError:
+            widths = ()
+        if len(widths) != 6 or min(widths) < 1:
+            raise UsageError(f"--channels {channels!r}: give 6 positive numbers, comma-separated")
+        cfg = TrainConfig(train_tsvs=list(train_tsv), val_tsv=val_tsv, out_dir=out, fonts_dir=fonts, height=height, channels=widths, workers=workers,
                           synth_fraction=synth_fraction if fonts else 0.0, augment_prob=augment_prob, steps=steps, batch_size=batch_size, lr=lr,
                           val_every=val_every, val_limit=val_limit, patience=patience, max_minutes=max_minutes,
                           seed=seed, device=resolve_device(device), init_from=init_from, hidden=hidden, precision=precision.value,

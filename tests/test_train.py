@@ -118,3 +118,52 @@ def test_lines_can_be_kept_taller_and_trained_on_the_rows_the_recognizer_reads(t
     assert len(heights) == 10 * 8 + 24 and set(heights) == {32}
     model, _ = load_model(best)
     assert model.spec.height == 16
+
+
+def test_batches_made_by_worker_processes_train_the_same_weights(tmp_path):
+    """--workers N: forked processes make the batches (distorted lines too), each from its own seed,
+    so the run is the same whichever process made them."""
+    import torch
+
+    tsv = _dataset(tmp_path)
+    weights = []
+    for workers in (0, 2):
+        cfg = _cfg(tsv, tmp_path / f"w{workers}", 12)
+        cfg.augment_prob, cfg.workers = 0.7, workers
+        train(cfg)
+        weights.append(torch.load(cfg.out_dir / "checkpoint.pt", weights_only=True)["model"])
+    assert weights[0].keys() == weights[1].keys()
+    assert all(torch.equal(weights[0][k], weights[1][k]) for k in weights[0])
+    assert (tmp_path / "w0" / "log.csv").read_text().splitlines()[1:] != []
+
+
+def test_batches_are_made_in_order_by_any_number_of_processes(tmp_path):
+    from ocrcli.train.data import load_lines
+    from ocrcli.train.loop import made_batches
+    from ocrcli.recognition.charset import DEFAULT_ALPHABET, Charset
+
+    lines = load_lines(_dataset(tmp_path), Charset(DEFAULT_ALPHABET), 24)
+    batches = [np.array([i, (i + 5) % 24, (i + 11) % 24]) for i in range(9)]
+    seeds = np.arange(100, 109)
+    runs = [list(made_batches(lines, batches, seeds, 2, workers, 0.8, True, 16)) for workers in (0, 1, 3)]
+    assert [k for k, _, _ in runs[0]] == list(range(2, 9))
+    for other in runs[1:]:
+        assert [k for k, _, _ in other] == list(range(2, 9))
+        for (_, a, ta), (_, b, tb) in zip(runs[0], other):
+            assert ta == tb and all(np.array_equal(x, y) for x, y in zip(a, b))
+
+
+def test_cli_trains_a_new_network_of_the_shape_asked_for(tmp_path):
+    from typer.testing import CliRunner
+
+    from ocrcli.cli import app
+
+    tsv = _dataset(tmp_path, n=8)
+    common = ["train", "--train", str(tsv), "--val", str(tsv), "--steps", "2", "--batch-size", "4", "--device", "cpu"]
+    bad = CliRunner().invoke(app, common + ["--out", str(tmp_path / "bad"), "--channels", "8,16"])
+    assert bad.exit_code == 2 and "--channels" in bad.output
+    ok = CliRunner().invoke(app, common + ["--out", str(tmp_path / "run"), "--height", "24", "--channels", "8,8,16,16,16,16",
+                                           "--hidden", "16", "--workers", "1"])
+    assert ok.exit_code == 0, ok.output
+    model, _ = load_model(tmp_path / "run" / "best.safetensors")
+    assert model.spec.height == 24 and model.spec.channels == (8, 8, 16, 16, 16, 16) and model.spec.hidden == 16

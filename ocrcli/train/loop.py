@@ -55,6 +55,7 @@ class TrainConfig:
     # augmented or trimmed line is resampled once, as at inference, not twice.
     store_height: int | None = None
     fit_rows: bool = False  # train on the rows the recognizer reads (fit_rows after augmentation)
+    workers: int = 0  # processes that make batches ahead of the training steps (0: the training process)
     notes: dict = field(default_factory=dict)
 
 
@@ -115,6 +116,57 @@ def evaluate(model: CRNN, charset: Charset, samples: list[LineSample], device: s
             for key in ("all", samples[i].group):
                 counters.setdefault(key, ErrorCounter()).add(text, samples[i].text)
     return counters
+
+
+# The lines a forked batch-making process reads (it inherits them: they are not sent to it).
+_LINES: list[LineSample] = []
+
+
+def make_batch(batch_idx: np.ndarray, seed: int, augment_prob: float, fit: bool, height: int,
+               lines: list[LineSample] | None = None) -> tuple[list[np.ndarray], list[str]]:
+    """One batch's normalised line images and texts: each line distorted (with probability
+    ``augment_prob``), trimmed to the rows the recognizer reads (``fit``) and resampled to
+    ``height``. All the batch's randomness comes from ``seed``, so whichever process makes it, it
+    comes out the same."""
+    rng = np.random.default_rng(seed)
+    lines = _LINES if lines is None else lines
+    images, texts = [], []
+    for i in batch_idx:
+        s = lines[i]
+        img = augment(s.image, rng) if rng.random() < augment_prob else s.image
+        if fit:
+            img = fit_rows(img)
+        images.append(normalize_line(img, height))
+        texts.append(s.text)
+    return images, texts
+
+
+def made_batches(lines: list[LineSample], batches: list[np.ndarray], seeds: np.ndarray, start: int, workers: int,
+                 augment_prob: float, fit: bool, height: int):
+    """(k, images, texts) for batches[start:], in order: made here, or by ``workers`` forked
+    processes at most two batches each ahead of the consumer (on a GPU the steps outrun one process
+    making batches; on 2 CPU cores the steps are the slow part). Closing the generator stops them."""
+    import multiprocessing
+
+    if workers < 1 or "fork" not in multiprocessing.get_all_start_methods():
+        for k in range(start, len(batches)):
+            yield (k, *make_batch(batches[k], int(seeds[k]), augment_prob, fit, height, lines))
+        return
+    global _LINES
+    _LINES = lines
+    pool = multiprocessing.get_context("fork").Pool(workers)
+    try:
+        pending: list = []
+        queued = start
+        for k in range(start, len(batches)):
+            while queued < len(batches) and queued < k + 2 * workers:
+                pending.append(pool.apply_async(make_batch, (batches[queued], int(seeds[queued]), augment_prob, fit, height)))
+                queued += 1
+            yield (k, *pending.pop(0).get())
+    finally:
+        pool.terminate()
+        pool.join()
+        _LINES = []
 
 
 def train_step(model: CRNN, opt, ctc, charset: Charset, images: list[np.ndarray], texts: list[str],
@@ -221,20 +273,18 @@ def train(cfg: TrainConfig) -> Path:
     t_window, lines_window = time.time(), 0
     best_path = cfg.out_dir / "best.safetensors"
     stop = False
-    while not stop:
-        for batch_idx in bucketed_batches(widths, cfg.batch_size, rng):
+    batches: list[np.ndarray] = []
+    seeds = np.zeros(0, np.int64)
+    start = 0  # the next batch of the epoch
+    while not stop and state["step"] < cfg.steps:
+        if start >= len(batches):  # a new epoch: its batches, and a seed for each
+            batches = bucketed_batches(widths, cfg.batch_size, rng)
+            seeds = rng.integers(0, 2**63 - 1, len(batches))
+            start = 0
+        making = made_batches(train_samples, batches, seeds, start, cfg.workers, cfg.augment_prob, cfg.fit_rows, spec.height)
+        start = len(batches)
+        for k, images, texts in making:
             step = state["step"]
-            if step >= cfg.steps:
-                stop = True
-                break
-            images, texts = [], []
-            for i in batch_idx:
-                s = train_samples[i]
-                img = augment(s.image, rng) if rng.random() < cfg.augment_prob else s.image
-                if cfg.fit_rows:
-                    img = fit_rows(img)
-                images.append(normalize_line(img, spec.height))
-                texts.append(s.text)
             for g in opt.param_groups:
                 g["lr"] = _lr_at(step, cfg)
             losses.append(train_step(model, opt, ctc, charset, images, texts, cfg.device, precision))
@@ -281,11 +331,12 @@ def train(cfg: TrainConfig) -> Path:
                 torch.save(saved, tmp)
                 tmp.replace(ckpt)
                 if synth:  # replace a fifth of the synthetic lines with fresh ones
-                    k = len(train_samples) - first_synth
-                    start = first_synth + int(rng.integers(0, max(1, k - k // 5)))
-                    fresh = synth.render(k // 5)
-                    train_samples[start:start + len(fresh)] = fresh
-                    widths[start:start + len(fresh)] = [s.image.shape[1] for s in fresh]
+                    n_synth = len(train_samples) - first_synth
+                    at = first_synth + int(rng.integers(0, max(1, n_synth - n_synth // 5)))
+                    fresh = synth.render(n_synth // 5)
+                    train_samples[at:at + len(fresh)] = fresh
+                    widths[at:at + len(fresh)] = [s.image.shape[1] for s in fresh]
+                    start = k + 1  # the epoch's next batches are made from the new lines
                 if state["bad_evals"] >= cfg.patience:
                     _log(f"no improvement in {cfg.patience} validations: stopping early")
                     stop = True
@@ -294,5 +345,10 @@ def train(cfg: TrainConfig) -> Path:
                     _log("time limit reached: checkpoint saved, run again to resume")
                     stop = True
                     break
+                if synth:
+                    break
+            if state["step"] >= cfg.steps:  # before the next batch is made
+                break
+        making.close()
     log_fh.close()
     return best_path
