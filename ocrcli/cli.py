@@ -416,7 +416,7 @@ def train(
     fit: Annotated[bool, typer.Option("--fit-rows/--whole-lines", help="Train on the rows the recognizer reads (fit_rows after augmentation), or on whole lines.")] = False,
     height: Annotated[int, typer.Option("--height", min=16, max=256, help="Input height in px of a new network (not with --init-from: its own).")] = 40,
     channels: Annotated[str, typer.Option("--channels", help="Convolution channels of a new network's 6 blocks, comma-separated (not with --init-from: its own).")] = "32,64,96,128,160,192",
-    workers: Annotated[int, typer.Option("--workers", min=0, max=64, help="Processes that make batches (distort, trim, resample lines) ahead of the training steps: for a GPU, which one process cannot keep busy. The same batches whatever the number; 0: the training process makes them.")] = 0,
+    workers: Annotated[int, typer.Option("--workers", min=0, max=64, help="Threads that make batches (distort, trim, resample lines) ahead of the training steps: for a GPU, which one thread cannot keep busy. The same batches whatever the number; 0: the training thread makes them.")] = 0,
 ) -> None:
     """Train the CRNN recognizer (resumable: rerun the same command to continue).
 

@@ -9,8 +9,8 @@ there. Then, with the device tool (one call, the kit carried):
 
     run(command="bash .gpukit/train.sh", carry=[".gpukit"], timeout_s=600)
 
-train.sh trains with `ocr train --device cuda --workers N` (forked processes make the batches,
-which one process cannot do fast enough for a GPU) for TRAIN_MINUTES minutes, by default from the
+train.sh trains with `ocr train --device cuda --workers N` (threads make the batches,
+which one thread cannot do fast enough for a GPU) for TRAIN_MINUTES minutes, by default from the
 shipped weights with the LSTM grown to 384 units, and leaves in $OUT the best weights (in parts of
 at most 15 MiB: files come back at most 16 MiB each), the run's log.csv and its log. Join the parts
 with `cat best.safetensors.part-* > best.safetensors`, then measure as for any run (`ocr eval`).

@@ -120,9 +120,9 @@ def test_lines_can_be_kept_taller_and_trained_on_the_rows_the_recognizer_reads(t
     assert model.spec.height == 16
 
 
-def test_batches_made_by_worker_processes_train_the_same_weights(tmp_path):
-    """--workers N: forked processes make the batches (distorted lines too), each from its own seed,
-    so the run is the same whichever process made them."""
+def test_batches_made_by_worker_threads_train_the_same_weights(tmp_path):
+    """--workers N: threads make the batches (distorted lines too), each from its own seed,
+    so the run is the same whichever thread made them."""
     import torch
 
     tsv = _dataset(tmp_path)
@@ -137,7 +137,7 @@ def test_batches_made_by_worker_processes_train_the_same_weights(tmp_path):
     assert (tmp_path / "w0" / "log.csv").read_text().splitlines()[1:] != []
 
 
-def test_batches_are_made_in_order_by_any_number_of_processes(tmp_path):
+def test_batches_are_made_in_order_by_any_number_of_threads(tmp_path):
     from ocrcli.train.data import load_lines
     from ocrcli.train.loop import made_batches
     from ocrcli.recognition.charset import DEFAULT_ALPHABET, Charset

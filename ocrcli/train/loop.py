@@ -55,7 +55,7 @@ class TrainConfig:
     # augmented or trimmed line is resampled once, as at inference, not twice.
     store_height: int | None = None
     fit_rows: bool = False  # train on the rows the recognizer reads (fit_rows after augmentation)
-    workers: int = 0  # processes that make batches ahead of the training steps (0: the training process)
+    workers: int = 0  # threads that make batches ahead of the training steps (0: the training thread)
     notes: dict = field(default_factory=dict)
 
 
@@ -118,18 +118,13 @@ def evaluate(model: CRNN, charset: Charset, samples: list[LineSample], device: s
     return counters
 
 
-# The lines a forked batch-making process reads (it inherits them: they are not sent to it).
-_LINES: list[LineSample] = []
-
-
-def make_batch(batch_idx: np.ndarray, seed: int, augment_prob: float, fit: bool, height: int,
-               lines: list[LineSample] | None = None) -> tuple[list[np.ndarray], list[str]]:
+def make_batch(lines: list[LineSample], batch_idx: np.ndarray, seed: int, augment_prob: float, fit: bool,
+               height: int) -> tuple[list[np.ndarray], list[str]]:
     """One batch's normalised line images and texts: each line distorted (with probability
     ``augment_prob``), trimmed to the rows the recognizer reads (``fit``) and resampled to
-    ``height``. All the batch's randomness comes from ``seed``, so whichever process makes it, it
+    ``height``. All the batch's randomness comes from ``seed``, so whichever thread makes it, it
     comes out the same."""
     rng = np.random.default_rng(seed)
-    lines = _LINES if lines is None else lines
     images, texts = [], []
     for i in batch_idx:
         s = lines[i]
@@ -143,30 +138,30 @@ def make_batch(batch_idx: np.ndarray, seed: int, augment_prob: float, fit: bool,
 
 def made_batches(lines: list[LineSample], batches: list[np.ndarray], seeds: np.ndarray, start: int, workers: int,
                  augment_prob: float, fit: bool, height: int):
-    """(k, images, texts) for batches[start:], in order: made here, or by ``workers`` forked
-    processes at most two batches each ahead of the consumer (on a GPU the steps outrun one process
-    making batches; on 2 CPU cores the steps are the slow part). Closing the generator stops them."""
-    import multiprocessing
-
-    if workers < 1 or "fork" not in multiprocessing.get_all_start_methods():
+    """(k, images, texts) for batches[start:], in order: made here, or by ``workers`` threads at
+    most two batches each ahead of the consumer (on a GPU the steps outrun one thread making
+    batches; on 2 CPU cores the steps are the slow part). OpenCV and numpy, which do the work,
+    release the GIL; threads, not forked processes, because a process forked from one running
+    torch's threads can hang on a lock one of them held (it did, in a test). Closing the
+    generator waits for the batches under way and stops."""
+    if workers < 1:
         for k in range(start, len(batches)):
-            yield (k, *make_batch(batches[k], int(seeds[k]), augment_prob, fit, height, lines))
+            yield (k, *make_batch(lines, batches[k], int(seeds[k]), augment_prob, fit, height))
         return
-    global _LINES
-    _LINES = lines
-    pool = multiprocessing.get_context("fork").Pool(workers)
-    try:
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(workers, thread_name_prefix="ocrcli-batches") as pool:
         pending: list = []
         queued = start
-        for k in range(start, len(batches)):
-            while queued < len(batches) and queued < k + 2 * workers:
-                pending.append(pool.apply_async(make_batch, (batches[queued], int(seeds[queued]), augment_prob, fit, height)))
-                queued += 1
-            yield (k, *pending.pop(0).get())
-    finally:
-        pool.terminate()
-        pool.join()
-        _LINES = []
+        try:
+            for k in range(start, len(batches)):
+                while queued < len(batches) and queued < k + 2 * workers:
+                    pending.append(pool.submit(make_batch, lines, batches[queued], int(seeds[queued]), augment_prob, fit, height))
+                    queued += 1
+                yield (k, *pending.pop(0).result())
+        finally:
+            for future in pending:
+                future.cancel()
 
 
 def train_step(model: CRNN, opt, ctc, charset: Charset, images: list[np.ndarray], texts: list[str],
