@@ -70,36 +70,39 @@ ls -l "$OUT"
 """
 
 
+def pack_line(path: Path, height: int | None, quality: int) -> tuple[bytes, str] | None:
+    """A line image's bytes and suffix: re-encoded as WebP at most ``height`` px high, or the file
+    as it is (``height`` None); None (reported) if it cannot be read."""
+    if height is None:
+        return path.read_bytes(), path.suffix
+    image = cv2.imread(str(path), cv2.IMREAD_GRAYSCALE)
+    if image is not None:
+        h, w = image.shape
+        if h > height:
+            image = cv2.resize(image, (max(1, round(w * height / h)), height), interpolation=cv2.INTER_AREA)
+        ok, data = cv2.imencode(".webp", image, [cv2.IMWRITE_WEBP_QUALITY, quality])
+        if ok:
+            return data.tobytes(), ".webp"
+    print(f"skipped (cannot read or encode): {path}", file=sys.stderr)
+    return None
+
+
 def pack_lines(rows: list, out: Path, lines_dir: Path, height: int | None, quality: int, packed: dict[Path, str]) -> int:
-    """Write a TSV of rows (path, text, set) whose images are copied into lines_dir, re-encoded at
-    most ``height`` px high (None: the files as they are); returns bytes written."""
+    """Write a TSV of rows (path, text, set) whose images are copied into lines_dir (``pack_line``),
+    each image once however many rows list it; returns bytes written."""
     written = 0
     with open(out, "w", encoding="utf-8", newline="") as fh:
         for path, text, group in rows:
             path = path.resolve()
-            if path not in packed and height is None:
-                name = f"{group}/{hashlib.sha1(str(path).encode()).hexdigest()[:16]}{path.suffix}"
-                (lines_dir / group).mkdir(parents=True, exist_ok=True)
-                shutil.copy(path, lines_dir / name)
-                written += path.stat().st_size
-                packed[path] = name
             if path not in packed:
-                image = cv2.imread(str(path), cv2.IMREAD_GRAYSCALE)
-                if image is None:
-                    print(f"skipped (unreadable): {path}", file=sys.stderr)
+                line = pack_line(path, height, quality)
+                if line is None:
                     continue
-                h, w = image.shape
-                if h > height:
-                    image = cv2.resize(image, (max(1, round(w * height / h)), height), interpolation=cv2.INTER_AREA)
-                name = f"{group}/{hashlib.sha1(str(path).encode()).hexdigest()[:16]}.webp"
+                data, suffix = line
+                packed[path] = f"{group}/{hashlib.sha1(str(path).encode()).hexdigest()[:16]}{suffix}"
                 (lines_dir / group).mkdir(parents=True, exist_ok=True)
-                ok, data = cv2.imencode(".webp", image, [cv2.IMWRITE_WEBP_QUALITY, quality])
-                if not ok:
-                    print(f"skipped (cannot encode): {path}", file=sys.stderr)
-                    continue
-                (lines_dir / name).write_bytes(data.tobytes())
+                (lines_dir / packed[path]).write_bytes(data)
                 written += len(data)
-                packed[path] = name
             fh.write(f"lines/{packed[path]}\t{text}\t{group}\n")
     return written
 

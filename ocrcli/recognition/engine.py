@@ -128,6 +128,7 @@ class Recognizer:
         from ocrcli.runtime import cpu_has_bf16
 
         self.cpu_bf16 = self.device == "cpu" and (precision == "bf16" or (precision == "auto" and cpu_has_bf16()))
+        self._pool, self._pool_key = None, None  # the beam search's threads (_search_pool)
 
     @property
     def model_id(self) -> str:
@@ -172,7 +173,7 @@ class Recognizer:
         threads = self._torch.get_num_threads()
         if threads < 2:
             return None
-        pool = getattr(self, "_pool", None)
+        pool = self._pool
         if pool is None or self._pool_key != (os.getpid(), threads):  # threads do not survive a fork
             from concurrent.futures import ThreadPoolExecutor
 
