@@ -22,7 +22,7 @@ from ocrcli.output import WRITERS, RunInfo, write_output
 from ocrcli.pages import iter_pages
 from ocrcli.preprocess import crop_paper, invert, is_quarter_turned, looks_negative, preprocess, turn, weighted_median
 from ocrcli.recognition.decode import split_words
-from ocrcli.segment import find_lines, interlinear, line_box, line_crops, place_words, split_in_two
+from ocrcli.segment import find_lines, interlinear, line_box, line_boxes, line_crops, place_words, split_in_two
 
 
 @dataclass
@@ -214,14 +214,14 @@ def recognize_page(page: Page, cfg: RunConfig, recognizer, saver: StageSaver | N
     found, crops, texts = split_merged(prepared, found, crops, texts, recognizer)
     found, crops, texts = add_interlinear(prepared, found, crops, texts, recognizer)
     results = []
-    for line, crop, text in zip(found, crops, texts):
-        reported = line_box(line, crop)
-        if not text.text.strip() or (not cfg.keep_fragments and is_fragment(text.text, text.confidence, reported)):
+    boxes = line_boxes(found, crops, prepared.image.shape[0])
+    for line, crop, text, reported in zip(found, crops, texts, boxes):
+        if not text.text.strip() or (not cfg.keep_fragments and is_fragment(text.text, text.confidence, line_box(line, crop))):
             continue
         box, polygon = prepared.to_source(reported)
         results.append(LineResult(text.text, text.confidence, box, polygon, _words(text, crop.box, reported, prepared), _review(text, cfg)))
     if saver:
-        saver.lines(page.number, prepared, [line_box(ln, crop) for ln, crop in zip(found, crops)])
+        saver.lines(page.number, prepared, boxes)
     return PageResult(page.number, width, height, results, prepared.steps, _keep_image(page, cfg))
 
 

@@ -35,6 +35,10 @@ class SegmentConfig:
     line_min_width: float = 1.5
     pad: float = 0.25  # crop margin around a line, in letter heights
     ink_trim: float = 0.01  # share of a line's ink, at each end of its rows, left out of its crop's height
+    # A reported line box is at least band_share x the median height of the page's long lines (at
+    # least band_length times as wide as high), around its own middle: see line_boxes.
+    band_share: float = 0.7
+    band_length: float = 8.0
     vertical_height: float = 2.5  # blobs this many pitches tall and ...
     vertical_aspect: float = 0.6  # ... narrower than this times their height are not horizontal text
     # Blobs taller than split_height pitches are looked at for two line bodies; taller than
@@ -840,6 +844,28 @@ def line_box(line: Line, crop: LineCrop) -> BBox:
     fragment filter) against 79.9% for this box, with the same lines and text: lectaurep's
     reference cells are drawn loosely around short entries, 55.3 -> 69.4%."""
     return BBox(line.bbox.x0, crop.box.y0, line.bbox.x1, crop.box.y1)
+
+
+def line_boxes(lines: list[Line], crops: list[LineCrop], page_height: int, cfg: SegmentConfig = SegmentConfig()) -> list[BBox]:
+    """The boxes the page's lines are reported with: ``line_box``'s, each at least ``band_share``
+    of the median height of the page's long lines, grown around its middle (within the page).
+
+    A short entry (a number, a date, a word alone in a table cell) has a box only as tall as its
+    letters, where reference polygons give every line the band of a line of writing: on the 89
+    validation pages, 113 of lectaurep's 608 reference cells overlapped their found line with box
+    IoU 0.2-0.5, the reference a median 1.76 times as tall (session 37)."""
+    boxes = [line_box(line, crop) for line, crop in zip(lines, crops)]
+    long = [b.height for b in boxes if b.width >= cfg.band_length * b.height]
+    if not long:
+        return boxes
+    least = cfg.band_share * float(np.median(long))
+    grown = []
+    for b in boxes:
+        if b.height < least:
+            middle = (b.y0 + b.y1) / 2
+            b = BBox(b.x0, max(0, int(round(middle - least / 2))), b.x1, min(page_height, int(round(middle + least / 2))))
+        grown.append(b)
+    return grown
 
 
 def line_crops(page: Page, lines: list[Line], cfg: SegmentConfig = SegmentConfig(),

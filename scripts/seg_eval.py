@@ -22,7 +22,7 @@ from ocrcli.config import PreprocessConfig  # noqa: E402
 from ocrcli.pages import iter_pages  # noqa: E402
 from ocrcli.preprocess import preprocess  # noqa: E402
 from ocrcli.pipeline import cut_lines  # noqa: E402
-from ocrcli.segment import line_box  # noqa: E402
+from ocrcli.segment import line_boxes  # noqa: E402
 
 
 def iou(a, b) -> float:
@@ -42,7 +42,7 @@ def main() -> None:
         page_ref = json.loads(raw)
         started = time.perf_counter()
         page = preprocess(next(iter_pages(data / page_ref["image"])), cfg)
-        found = [page.to_source(line_box(line, crop))[0].to_list() for line, crop in zip(*cut_lines(page))]
+        found = [page.to_source(b)[0].to_list() for b in line_boxes(*cut_lines(page), page.image.shape[0])]
         refs = []
         for line in page_ref["lines"]:
             pts = np.array(line["polygon"])

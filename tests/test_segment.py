@@ -582,3 +582,24 @@ def test_seams_found_together_are_each_their_own_cheapest_path(monkeypatch, cell
         assert seam.min() >= 0 and seam.max() < energy.shape[0]
     assert np.array_equal(together[4], path)
     assert _seams([], step) == []
+
+
+def test_a_short_entry_is_reported_with_the_band_of_a_line_of_writing():
+    """A number alone in a table cell is only as tall as its digits; its reported box grows, around
+    its middle, to the share of the page's long lines' height that reference polygons give it."""
+    from ocrcli.documents import BBox, Line
+    from ocrcli.segment import LineCrop, SegmentConfig, line_box, line_boxes
+
+    def found(x0, y0, x1, y1):
+        return Line(BBox(x0, y0 + 5, x1, y1 - 5)), LineCrop(np.zeros((y1 - y0, x1 - x0), np.uint8), BBox(x0 - 4, y0, x1 + 4, y1))
+
+    lines, crops = zip(found(100, 100, 900, 150), found(100, 160, 940, 210), found(100, 220, 880, 266),
+                       found(100, 300, 150, 316), found(200, 2, 260, 14))
+    boxes = line_boxes(list(lines), list(crops), 1000)
+    assert boxes[:3] == [line_box(ln, c) for ln, c in zip(lines[:3], crops[:3])]  # long lines as they were
+    least = SegmentConfig().band_share * 50  # the long lines' median height: 50 px
+    b = boxes[3]  # 16 px high, around row 308: as wide, 35-36 px high, around the same row
+    assert (b.x0, b.x1) == (100, 150) and least <= b.height <= least + 1 and abs(b.y0 + b.y1 - 2 * 308) <= 1
+    assert boxes[4].y0 == 0 and boxes[4].height < least  # kept inside the page
+    alone = line_boxes([lines[3]], [crops[3]], 1000)  # no long line to take the band from: as it was
+    assert alone == [line_box(lines[3], crops[3])]

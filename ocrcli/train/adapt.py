@@ -30,7 +30,7 @@ from ocrcli.recognition.charset import Charset
 from ocrcli.recognition.decode import greedy_decode
 from ocrcli.recognition.lineimage import normalize_line
 from ocrcli.recognition.weights import ModelInfo, file_sha256, load_model, save_model
-from ocrcli.segment import line_box
+from ocrcli.segment import line_boxes
 from ocrcli.train.align import AlignedLine, align_page
 from ocrcli.train.augment import augment
 from ocrcli.train.data import LineSample, bucketed_batches
@@ -102,7 +102,7 @@ def collect_lines(inputs: list[tuple[InputFile, str]], cfg: RunConfig, recognize
                 found, page_crops, _ = split_merged(prepared, found, page_crops, None, recognizer)
                 found, page_crops, _ = add_interlinear(prepared, found, page_crops, None, recognizer)
                 crops += [c.image for c in page_crops]
-                boxes += [(page.number, prepared.to_source(line_box(line, crop))[0]) for line, crop in zip(found, page_crops)]
+                boxes += [(page.number, prepared.to_source(b)[0]) for b in line_boxes(found, page_crops, prepared.image.shape[0])]
         except InputError as exc:
             on_error(str(exc))
             continue
