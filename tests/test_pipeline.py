@@ -170,7 +170,10 @@ def test_short_low_confidence_lines_are_dropped_unless_kept(tmp_path, page_png):
     assert is_fragment("de 7", 0.1) and is_fragment("Je suit de", 0.29)
     assert not is_fragment("de 7", 0.5)  # confident: a real short line (a date, a number)
     assert not is_fragment("Ceci est mon testament", 0.1)  # long: kept whatever its confidence
-    assert is_fragment("1", 0.45) and not is_fragment("1", 0.9)  # a lone doubtful character; a page number
+    assert is_fragment("M", 0.45) and not is_fragment("M", 0.9)  # a lone doubtful character; a confident one
+    # a lone stroke (a tick, a ditto mark) however confident; a lone digit or two are kept
+    assert is_fragment("1", 0.95) and is_fragment(" - ", 0.9)
+    assert not is_fragment("9", 0.9) and not is_fragment("12", 0.9)
     # a rule's remnant read as "7" in a box 10 heights wide; the same box with a whole line's text
     from ocrcli.documents import BBox
 
@@ -193,6 +196,28 @@ def test_short_low_confidence_lines_are_dropped_unless_kept(tmp_path, page_png):
         texts[keep] = (tmp_path / f"out{keep}" / "page.txt").read_text(encoding="utf-8").splitlines()
     assert texts[True][0] == "3 75" and len(texts[True]) == len(LINES)
     assert "3 75" not in texts[False] and len(texts[False]) == len(LINES) - 1
+
+
+def test_a_lone_stroke_is_dropped_unless_fragments_are_kept(tmp_path, page_png):
+    """A confident lone "1" among the lines is a tick or a ditto mark: dropped (kept with --keep-fragments)."""
+    from conftest import FakeRecognizer
+    from ocrcli.recognition.engine import LineText
+
+    class Ticks(FakeRecognizer):
+        """Reads the page's second line as "1", confidently."""
+
+        def recognize(self, crops, decoder=None, fit=True):
+            out = super().recognize(crops, decoder)
+            return [out[0], LineText("1", 0.95, (1.0,), (0.95,))] + out[2:] if self.calls == 1 else out
+
+    texts = {}
+    for keep in (False, True):
+        cfg = RunConfig(formats=("txt",), output_dir=tmp_path / f"out{keep}", keep_fragments=keep)
+        outcomes, _ = _batch([page_png], cfg, Ticks())
+        assert outcomes[0].error is None
+        texts[keep] = (tmp_path / f"out{keep}" / "page.txt").read_text(encoding="utf-8").splitlines()
+    assert texts[True][1] == "1" and len(texts[True]) == len(LINES)
+    assert texts[False] == texts[True][:1] + texts[True][2:]
 
 
 def test_first_page_segmented_early_is_the_page_the_batch_would_segment(tmp_path):
