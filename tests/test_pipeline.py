@@ -162,6 +162,18 @@ def test_json_output_validates_against_the_schema(tmp_path, fake_recognizer, pag
         jsonschema.validate(doc, schema)
 
 
+def _texts_without_and_with_fragments(tmp_path, page, recognizer_type) -> dict[bool, list[str]]:
+    """The page's .txt lines as read by a fresh ``recognizer_type()``, by whether --keep-fragments
+    was given."""
+    texts = {}
+    for keep in (False, True):
+        cfg = RunConfig(formats=("txt",), output_dir=tmp_path / f"out{keep}", keep_fragments=keep)
+        outcomes, _ = _batch([page], cfg, recognizer_type())
+        assert outcomes[0].error is None
+        texts[keep] = (tmp_path / f"out{keep}" / "page.txt").read_text(encoding="utf-8").splitlines()
+    return texts
+
+
 def test_short_low_confidence_lines_are_dropped_unless_kept(tmp_path, page_png):
     from conftest import FakeRecognizer
     from ocrcli.pipeline import is_fragment
@@ -188,12 +200,7 @@ def test_short_low_confidence_lines_are_dropped_unless_kept(tmp_path, page_png):
             out = super().recognize(crops, decoder)
             return [LineText("3 75", 0.12, (1.0,) * 4, (0.12,) * 4)] + out[1:]
 
-    texts = {}
-    for keep in (False, True):
-        cfg = RunConfig(formats=("txt",), output_dir=tmp_path / f"out{keep}", keep_fragments=keep)
-        outcomes, _ = _batch([page_png], cfg, Doubtful())
-        assert outcomes[0].error is None
-        texts[keep] = (tmp_path / f"out{keep}" / "page.txt").read_text(encoding="utf-8").splitlines()
+    texts = _texts_without_and_with_fragments(tmp_path, page_png, Doubtful)
     assert texts[True][0] == "3 75" and len(texts[True]) == len(LINES)
     assert "3 75" not in texts[False] and len(texts[False]) == len(LINES) - 1
 
@@ -210,12 +217,7 @@ def test_a_lone_stroke_is_dropped_unless_fragments_are_kept(tmp_path, page_png):
             out = super().recognize(crops, decoder)
             return [out[0], LineText("1", 0.95, (1.0,), (0.95,))] + out[2:] if self.calls == 1 else out
 
-    texts = {}
-    for keep in (False, True):
-        cfg = RunConfig(formats=("txt",), output_dir=tmp_path / f"out{keep}", keep_fragments=keep)
-        outcomes, _ = _batch([page_png], cfg, Ticks())
-        assert outcomes[0].error is None
-        texts[keep] = (tmp_path / f"out{keep}" / "page.txt").read_text(encoding="utf-8").splitlines()
+    texts = _texts_without_and_with_fragments(tmp_path, page_png, Ticks)
     assert texts[True][1] == "1" and len(texts[True]) == len(LINES)
     assert texts[False] == texts[True][:1] + texts[True][2:]
 
