@@ -17,7 +17,7 @@ import cv2
 import numpy as np
 
 from ocrcli.documents import BBox, Line, Page
-from ocrcli.preprocess import last_per_thread, percentile_u8, text_height
+from ocrcli.preprocess import last_per_thread, percentile_u8, text_height, weighted_median
 
 
 @dataclass(frozen=True)
@@ -35,10 +35,9 @@ class SegmentConfig:
     line_min_width: float = 1.5
     pad: float = 0.25  # crop margin around a line, in letter heights
     ink_trim: float = 0.01  # share of a line's ink, at each end of its rows, left out of its crop's height
-    # A reported line box is at least band_share x the median height of the page's long lines (at
-    # least band_length times as wide as high), around its own middle: see line_boxes.
+    # A reported line box is at least band_share x the page's typical line height, around its own
+    # middle: see line_boxes.
     band_share: float = 0.7
-    band_length: float = 8.0
     vertical_height: float = 2.5  # blobs this many pitches tall and ...
     vertical_aspect: float = 0.6  # ... narrower than this times their height are not horizontal text
     # Blobs taller than split_height pitches are looked at for two line bodies; taller than
@@ -848,7 +847,8 @@ def line_box(line: Line, crop: LineCrop) -> BBox:
 
 def line_boxes(lines: list[Line], crops: list[LineCrop], page_height: int, cfg: SegmentConfig = SegmentConfig()) -> list[BBox]:
     """The boxes the page's lines are reported with: ``line_box``'s, each at least ``band_share``
-    of the median height of the page's long lines, grown around its middle (within the page).
+    of the page's typical line height (their heights' median weighted by width, as for
+    ``pipeline.split_merged``), grown around its middle (within the page).
 
     A short entry (a number, a date, a word alone in a table cell) has a box only as tall as its
     letters, where reference polygons give every line the band of a line of writing: on the 89
@@ -857,10 +857,9 @@ def line_boxes(lines: list[Line], crops: list[LineCrop], page_height: int, cfg: 
     width (half a smear past the first and last strokes): narrowed to the ink's columns, lectaurep's
     recall fell from 76.0 to 71.5% (its reference cells are loose both ways)."""
     boxes = [line_box(line, crop) for line, crop in zip(lines, crops)]
-    long = [b.height for b in boxes if b.width >= cfg.band_length * b.height]
-    if not long:
+    if not boxes:
         return boxes
-    least = cfg.band_share * float(np.median(long))
+    least = cfg.band_share * weighted_median(np.array([b.height for b in boxes]), np.array([b.width for b in boxes]))
     grown = []
     for b in boxes:
         if b.height < least:

@@ -586,7 +586,7 @@ def test_seams_found_together_are_each_their_own_cheapest_path(monkeypatch, cell
 
 def test_a_short_entry_is_reported_with_the_band_of_a_line_of_writing():
     """A number alone in a table cell is only as tall as its digits; its reported box grows, around
-    its middle, to the share of the page's long lines' height that reference polygons give it."""
+    its middle, to the share of the page's typical line height that reference polygons give it."""
     from ocrcli.documents import BBox, Line
     from ocrcli.segment import LineCrop, SegmentConfig, line_box, line_boxes
 
@@ -597,9 +597,9 @@ def test_a_short_entry_is_reported_with_the_band_of_a_line_of_writing():
                        found(100, 300, 150, 316), found(200, 2, 260, 14))
     boxes = line_boxes(list(lines), list(crops), 1000)
     assert boxes[:3] == [line_box(ln, c) for ln, c in zip(lines[:3], crops[:3])]  # long lines as they were
-    least = SegmentConfig().band_share * 50  # the long lines' median height: 50 px
+    least = SegmentConfig().band_share * 50  # the lines' median height weighted by width: 50 px
     b = boxes[3]  # 16 px high, around row 308: as wide, 35-36 px high, around the same row
     assert (b.x0, b.x1) == (100, 150) and least <= b.height <= least + 1 and abs(b.y0 + b.y1 - 2 * 308) <= 1
     assert boxes[4].y0 == 0 and boxes[4].height < least  # kept inside the page
-    alone = line_boxes([lines[3]], [crops[3]], 1000)  # no long line to take the band from: as it was
+    alone = line_boxes([lines[3]], [crops[3]], 1000)  # alone, it is the page's typical line: as it was
     assert alone == [line_box(lines[3], crops[3])]
