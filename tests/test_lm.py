@@ -70,6 +70,20 @@ def test_min_count_leaves_out_rare_long_contexts():
     assert pruned.counts[1] == full.counts[1]  # short contexts are always kept
 
 
+def test_kneser_ney_counts_in_how_many_contexts_a_character_follows():
+    # "b" is seen 3 times but after only 2 distinct characters; "a" only at line starts (after BOS)
+    texts = ["ab", "cb", "ab"]
+    plain = build_charlm(texts, order=2, vocabulary=4, smoothing="absolute").counts[0][""]
+    kn = build_charlm(texts, order=2, vocabulary=4).counts[0][""]
+    as_dict = lambda entry: dict(zip(entry.split("\t")[0], map(int, entry.split("\t")[1].split(","))))
+    assert as_dict(plain) == {"a": 2, "b": 3, "c": 1, EOS: 3}
+    assert as_dict(kn) == {"a": 1, "b": 2, "c": 1, EOS: 1}
+    longest = build_charlm(texts, order=2, vocabulary=4).counts[1]
+    assert longest == build_charlm(texts, order=2, vocabulary=4, smoothing="absolute").counts[1]  # plain counts
+    with pytest.raises(ValueError, match="smoothing"):
+        build_charlm(texts, order=2, smoothing="witten-bell")
+
+
 def test_bad_language_model_files_are_model_errors(tmp_path):
     with pytest.raises(ModelError, match="not found"):
         load_lm(tmp_path / "missing.json.gz")
@@ -143,6 +157,13 @@ def test_train_lm_builds_a_model_that_eval_uses(tmp_path):
     report = run_ocr("eval", FIXTURE_LINES, "--limit", "20", "--device", "cpu", "--lm", out)
     assert report.exit_code == 0, report.output
     assert "beam decoding" in report.output
+    plain = tmp_path / "plain.json.gz"
+    built = run_ocr("train-lm", "--train", FIXTURE_LINES, "--order", "5", "--smoothing", "absolute", "--discount", "0.6", "--out", plain)
+    assert built.exit_code == 0, built.output
+    assert (load_lm(plain).info["smoothing"], load_lm(plain).discount) == ("absolute", 0.6)
+    assert load_lm(plain).counts[4] == load_lm(out).counts[4] and load_lm(plain).counts[1] != load_lm(out).counts[1]
+    refused = run_ocr("train-lm", "--train", FIXTURE_LINES, "--smoothing", "good-turing", "--out", tmp_path / "x.json.gz")
+    assert refused.exit_code == 2 and "--smoothing" in refused.output and not (tmp_path / "x.json.gz").exists()
 
 
 def test_train_lm_can_add_generated_english_lines(tmp_path):

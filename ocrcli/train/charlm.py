@@ -11,15 +11,26 @@ from ocrcli.recognition.charset import normalize_text
 from ocrcli.recognition.lm import BOS, EOS, CharLM
 
 
-def build_charlm(texts: Iterable[str], order: int = 6, discount: float = 0.7, vocabulary: int = 200,
-                 min_count: int = 1, info: dict | None = None) -> CharLM:
+SMOOTHINGS = ("kneser-ney", "absolute")
+
+
+def build_charlm(texts: Iterable[str], order: int = 6, discount: float = 0.8, vocabulary: int = 200,
+                 min_count: int = 1, info: dict | None = None, smoothing: str = "kneser-ney") -> CharLM:
     """Count every n-gram (n = 1..order) of the normalised lines, each padded with BOS and ended by EOS.
 
-    Contexts of 3 or more characters seen fewer than ``min_count`` times are left out (they back
-    off to their shorter contexts): a smaller file that loads faster.
+    ``smoothing``: "absolute" keeps every order's plain counts (interpolated absolute discounting);
+    "kneser-ney" replaces the counts of the shorter contexts, which the search only reaches by
+    backing off, with continuation counts: in how many distinct contexts one character longer the
+    n-gram was seen (contexts that start at the line's start keep their plain counts: nothing
+    precedes them). The same file format and the same formula at decoding (interpolated Kneser-Ney
+    is absolute discounting over those counts). Contexts of 3 or more characters seen fewer than
+    ``min_count`` times are left out (they back off to their shorter contexts): a smaller file that
+    loads faster.
     """
     if order < 1:
         raise ValueError("order must be at least 1")
+    if smoothing not in SMOOTHINGS:
+        raise ValueError(f"smoothing must be one of {', '.join(SMOOTHINGS)}, not {smoothing!r}")
     tables: list[dict[str, dict[str, int]]] = [defaultdict(lambda: defaultdict(int)) for _ in range(order)]
     lines = 0
     for raw in texts:
@@ -32,10 +43,18 @@ def build_charlm(texts: Iterable[str], order: int = 6, discount: float = 0.7, vo
             char = padded[i]
             for n in range(order):
                 tables[n][padded[i - n:i]][char] += 1
-    counts = [{h: "".join(f) + "\t" + ",".join(map(str, f.values())) for h, f in sorted(level.items())
-               if n < 3 or sum(f.values()) >= min_count}
+    kept = [{h for h, f in level.items() if n < 3 or sum(f.values()) >= min_count} for n, level in enumerate(tables)]
+    if smoothing == "kneser-ney":
+        continuation: list[dict[str, dict[str, int]]] = [defaultdict(lambda: defaultdict(int)) for _ in range(order - 1)]
+        for n in range(1, order):
+            for context, followers in tables[n].items():
+                for char in followers:  # the n-gram context[1:] + char follows one more distinct character
+                    continuation[n - 1][context[1:]][char] += 1
+        tables = [{h: f if h.startswith(BOS) else continuation[n][h] for h, f in level.items()}
+                  for n, level in enumerate(tables[:-1])] + [tables[-1]]
+    counts = [{h: "".join(f) + "\t" + ",".join(map(str, f.values())) for h, f in sorted(level.items()) if h in kept[n]}
               for n, level in enumerate(tables)]
-    return CharLM(order, discount, vocabulary, counts, info={**(info or {}), "lines": lines})
+    return CharLM(order, discount, vocabulary, counts, info={**(info or {}), "lines": lines, "smoothing": smoothing})
 
 
 WORDNET_FILES = ("data.noun", "data.verb", "data.adj", "data.adv")
@@ -66,7 +85,7 @@ def wordnet_glosses(folder: Path, limit: int | None = None, min_length: int = 12
 
 
 def tune_weights(lm: CharLM, log_probs: list, references: list[str], alphabet: str,
-                 alphas=(0.2, 0.3, 0.4, 0.5, 0.6, 0.8, 1.0), betas=(0.5, 1.0, 1.5, 2.0, 3.0, 4.0)) -> list[tuple[float, float, float]]:
+                 alphas=(0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 1.0), betas=(0.5, 1.0, 1.5, 2.0, 3.0, 4.0)) -> list[tuple[float, float, float]]:
     """CER of beam search for each (alpha, beta) on lines whose network outputs are ``log_probs``;
     sets the best pair on ``lm`` and returns (cer, alpha, beta) for all, best first."""
     from ocrcli.metrics import ErrorCounter
