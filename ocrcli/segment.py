@@ -855,7 +855,9 @@ def line_boxes(lines: list[Line], crops: list[LineCrop], page_height: int, cfg: 
     validation pages, 113 of lectaurep's 608 reference cells overlapped their found line with box
     IoU 0.2-0.5, the reference a median 1.76 times as tall (session 37). The boxes keep the smeared
     width (half a smear past the first and last strokes): narrowed to the ink's columns, lectaurep's
-    recall fell from 76.0 to 71.5% (its reference cells are loose both ways)."""
+    recall fell from 76.0 to 71.5% (its reference cells are loose both ways). Once the lines are
+    read, the page path narrows each to the span of its reading plus a margin
+    (``pipeline.text_span``)."""
     boxes = [line_box(line, crop) for line, crop in zip(lines, crops)]
     if not boxes:
         return boxes

@@ -21,7 +21,10 @@ peraire 21.96, poilus 35.10) against 26.66% for the shipped finder. Fewer spurio
 lectaurep's table cells are missed and a few junk lines (ruled-line remnants) cost many
 insertions. Not shipped.
 
-`errors` sorts the reference lines that no found line matches (box IoU >= 0.5): merged with
+`errors` sorts the reference lines that no found line matches (box IoU >= 0.5): thin (a reference
+box under half as high as the page's median one, at least 80% inside a found line: "thin-wide",
+a whole line whose polygon was drawn as a thin band, which no box of the whole line can match;
+"thin-short", a small insertion not found as a line of its own), merged with
 others (v: vertically, h: horizontally), split over several found lines, partly covered, missed;
 and the found lines that match nothing: merged, fragment (inside one reference), offset, spurious
 (no reference there; on poilus pages mostly stamps and printed text that the references leave out).
@@ -297,13 +300,19 @@ def errors(det: str | None) -> None:
             refs.append(box((np.c_[pts, np.ones(len(pts))] @ prep.transform.T)[:, :2]))
         found = [ln.bbox.to_list() for ln in lines]
         s = rec["set"]
+        heights = np.median([r[3] - r[1] for r in refs]) if refs else 0
+        widths = np.median([r[2] - r[0] for r in refs]) if refs else 0
         for r in refs:
             if any(box_iou(r, f) >= 0.5 for f in found):
                 ref_kinds[s]["ok"] += 1
                 continue
             cov = [inter(r, f) / area(r) for f in found]
             big = [f for f, c in zip(found, cov) if c > 0.5]
-            if big and area(big[0]) > 2 * area(r):
+            if r[3] - r[1] < 0.5 * heights and max(cov, default=0) >= 0.8:
+                # a reference drawn as a thin band (under half the page's median height) inside a
+                # found line: a whole line annotated thin (wide), or a small insertion (short)
+                ref_kinds[s]["thin-" + ("wide" if r[2] - r[0] >= 0.5 * widths else "short")] += 1
+            elif big and area(big[0]) > 2 * area(r):
                 f = big[0]
                 tall, wide = (f[3] - f[1]) > 1.5 * (r[3] - r[1]), (f[2] - f[0]) > 1.5 * (r[2] - r[0])
                 ref_kinds[s]["merged-" + ("v" if tall else "") + ("h" if wide else "")] += 1
