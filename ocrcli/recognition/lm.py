@@ -2,7 +2,9 @@
 
 P(c | h) = max(n(h c) - D, 0) / n(h) + D * t(h) / n(h) * P(c | h shortened by one character),
 where n(h) counts characters seen after the context h, t(h) the distinct ones, down to a uniform
-distribution over the alphabet. Lines start with BOS context and end with EOS.
+distribution over the alphabet. Lines start with BOS context and end with EOS. The counts are the
+file's: ``ocr train-lm`` stores continuation counts for the shorter contexts by default, which
+makes this interpolated Kneser-Ney (``ocrcli.train.charlm.build_charlm``).
 
 The file is gzip-compressed JSON (no pickle): ``{"format": "ocrcli-charlm", "format_version": 2,
 "order", "discount", "vocabulary", "alpha", "beta", "info", "counts"}`` where ``counts[n]`` is one
