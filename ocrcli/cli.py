@@ -54,6 +54,11 @@ class Precision(str, Enum):
     bf16 = "bf16"
 
 
+class Smoothing(str, Enum):
+    kneser_ney = "kneser-ney"
+    absolute = "absolute"
+
+
 class Engine(str, Enum):
     local = "local"
     ray = "ray"
@@ -457,7 +462,7 @@ def train_lm(
     out: Annotated[Path, typer.Option("--out", help="Language model file to write (.json.gz).", show_default=False)],
     order: Annotated[int, typer.Option("--order", min=1, max=12, help="Characters of context plus one.")] = 7,
     min_count: Annotated[int, typer.Option("--min-count", min=1, help="Leave out contexts of 3+ characters seen fewer times (smaller, faster to load).")] = 2,
-    smoothing: Annotated[str, typer.Option("--smoothing", help="kneser-ney (shorter contexts hold continuation counts) or absolute (plain counts at every order).")] = "kneser-ney",
+    smoothing: Annotated[Smoothing, typer.Option("--smoothing", help="kneser-ney (shorter contexts hold continuation counts) or absolute (plain counts at every order).")] = Smoothing.kneser_ney,
     discount: Annotated[float, typer.Option("--discount", min=0.05, max=0.95, help="Absolute discount subtracted from every count.")] = 0.8,
     synthetic_lines: Annotated[int, typer.Option("--synthetic-lines", min=0, help="Also count this many English lines from the synthetic training text generator (sentences, names, addresses, dates, amounts; fixed seed).")] = 0,
     wordnet_lines: Annotated[int, typer.Option("--wordnet-lines", min=0, help="Also count this many English phrases from WordNet's glosses (a fixed sample; needs Debian's wordnet-base or --wordnet-dir).")] = 0,
@@ -474,7 +479,7 @@ def train_lm(
     try:
         device = _validate_device(device)
         from ocrcli.recognition.charset import DEFAULT_ALPHABET
-        from ocrcli.train.charlm import SMOOTHINGS, build_charlm, tune_weights, wordnet_glosses
+        from ocrcli.train.charlm import build_charlm, tune_weights, wordnet_glosses
         from ocrcli.train.data import read_tsv
 
         texts = []
@@ -495,9 +500,7 @@ def train_lm(
                 raise UsageError(f"--wordnet-dir {wordnet_dir}: cannot read WordNet's data files ({exc}); "
                                  "install them with 'apt-get install wordnet-base'") from None
         started = time.perf_counter()
-        if smoothing not in SMOOTHINGS:
-            raise UsageError(f"--smoothing must be one of {', '.join(SMOOTHINGS)}, not {smoothing!r}")
-        lm = build_charlm(texts, order, discount, vocabulary=len(DEFAULT_ALPHABET) + 1, min_count=min_count, smoothing=smoothing,
+        lm = build_charlm(texts, order, discount, vocabulary=len(DEFAULT_ALPHABET) + 1, min_count=min_count, smoothing=smoothing.value,
                           info={"trained_on": [str(t) for t in train_tsv], "order": order, "min_count": min_count,
                                 "synthetic_lines": synthetic_lines, "wordnet_lines": wordnet_lines})
         _err(f"counted {lm.info['lines']} lines in {time.perf_counter() - started:.1f} s: "

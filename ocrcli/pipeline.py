@@ -104,12 +104,15 @@ class StageSaver:
         self._write(f"{self.stem}-p{page_number}-lines", vis)
 
 
-def _words(text, crop_box: BBox, line_box: BBox, page: Page) -> list[WordResult]:
-    """Word boxes from the CTC alignment, mapped to the decoded image's pixels."""
-    if not text.char_x:
-        return []
+def reading_spans(text) -> list:
+    """The words of a reading (``LineText``) with where CTC emitted them, in its crop's pixels."""
+    return split_words(text.text, list(text.char_x), list(text.char_probs)) if text.char_x else []
+
+
+def _words(spans: list, crop_box: BBox, line_box: BBox, page: Page) -> list[WordResult]:
+    """Word boxes from the CTC alignment (``reading_spans``), mapped to the decoded image's pixels."""
     words = []
-    for span in split_words(text.text, list(text.char_x), list(text.char_probs)):
+    for span in spans:
         # Kept inside the line's box: the crop's margin is not part of the line.
         x0 = min(line_box.x1 - 1, max(line_box.x0, crop_box.x0 + int(span.x0)))
         x1 = max(x0 + 1, min(line_box.x1, crop_box.x0 + int(round(span.x1))))
@@ -127,12 +130,10 @@ def _words(text, crop_box: BBox, line_box: BBox, page: Page) -> list[WordResult]
 TEXT_MARGIN = 0.25
 
 
-def text_span(box: BBox, crop_box: BBox, text) -> BBox:
-    """``box`` (a line's reported box, in the page's pixels) narrowed to the columns its reading
-    ``text`` spans in the crop at ``crop_box``; ``box`` itself where nothing was read."""
-    if not text.char_x:
-        return box
-    spans = split_words(text.text, list(text.char_x), list(text.char_probs))
+def text_span(box: BBox, crop_box: BBox, spans: list) -> BBox:
+    """``box`` (a line's reported box, in the page's pixels) narrowed to the columns that the words
+    read in it (``reading_spans``, in the crop at ``crop_box``) span; ``box`` itself where nothing
+    was read."""
     if not spans:
         return box
     margin = TEXT_MARGIN * box.height
@@ -233,7 +234,7 @@ def recognize_page(page: Page, cfg: RunConfig, recognizer, saver: StageSaver | N
     if cfg.layout == "line":
         text = recognizer.recognize([page.image])[0]
         box = BBox(0, 0, width, height)
-        lines = [LineResult(text.text, text.confidence, box, None, _words(text, box, box, page), _review(text, cfg))] if text.text else []
+        lines = [LineResult(text.text, text.confidence, box, None, _words(reading_spans(text), box, box, page), _review(text, cfg))] if text.text else []
         return PageResult(page.number, width, height, lines, page.steps, _keep_image(page, cfg))
     counter = itertools.count(1)
     on_stage = (lambda name, p: saver.stage(page.number, next(counter), name, p)) if saver else None
@@ -252,9 +253,10 @@ def recognize_page(page: Page, cfg: RunConfig, recognizer, saver: StageSaver | N
     for line, crop, text, reported in zip(found, crops, texts, boxes):
         if not text.text.strip() or (not cfg.keep_fragments and is_fragment(text.text, text.confidence, line_box(line, crop))):
             continue
-        reported = text_span(reported, crop.box, text)
+        spans = reading_spans(text)
+        reported = text_span(reported, crop.box, spans)
         box, polygon = prepared.to_source(reported)
-        results.append(LineResult(text.text, text.confidence, box, polygon, _words(text, crop.box, reported, prepared), _review(text, cfg)))
+        results.append(LineResult(text.text, text.confidence, box, polygon, _words(spans, crop.box, reported, prepared), _review(text, cfg)))
     if saver:
         saver.lines(page.number, prepared, boxes)
     return PageResult(page.number, width, height, results, prepared.steps, _keep_image(page, cfg))

@@ -395,14 +395,14 @@ def test_a_dark_desk_around_a_photographed_sheet_does_not_make_it_a_negative():
 
 def test_a_line_is_reported_as_wide_as_what_was_read_in_it():
     from ocrcli.documents import BBox
-    from ocrcli.pipeline import TEXT_MARGIN, text_span
+    from ocrcli.pipeline import TEXT_MARGIN, reading_spans, text_span
     from ocrcli.recognition.engine import LineText
 
     box, crop = BBox(100, 50, 900, 90), BBox(80, 40, 920, 100)
     margin = int(TEXT_MARGIN * box.height)
     read = LineText("ab cd", 0.9, (120.0, 140.0, 160.0, 180.0, 200.0), (0.9,) * 5)
     # half a character pitch (10 px) before "a" and after "d": crop x 110-210, page x 190-290
-    assert text_span(box, crop, read) == BBox(190 - margin, 50, 290 + margin, 90)
-    assert text_span(box, crop, LineText("", 0.0)) == box  # nothing read: the finder's box
+    assert text_span(box, crop, reading_spans(read)) == BBox(190 - margin, 50, 290 + margin, 90)
+    assert text_span(box, crop, reading_spans(LineText("", 0.0))) == box  # nothing read: the finder's box
     spread = LineText("ab", 0.9, (5.0, 830.0), (0.9, 0.9))
-    assert text_span(box, crop, spread) == box  # never wider than the line's box
+    assert text_span(box, crop, reading_spans(spread)) == box  # never wider than the line's box
