@@ -6,6 +6,7 @@ and usage errors stay fast.
 
 from __future__ import annotations
 
+import os
 import signal
 import sys
 import time
@@ -467,6 +468,9 @@ def train_lm(
     synthetic_lines: Annotated[int, typer.Option("--synthetic-lines", min=0, help="Also count this many English lines from the synthetic training text generator (sentences, names, addresses, dates, amounts; fixed seed).")] = 0,
     wordnet_lines: Annotated[int, typer.Option("--wordnet-lines", min=0, help="Also count this many English phrases from WordNet's glosses (a fixed sample; needs Debian's wordnet-base or --wordnet-dir).")] = 0,
     wordnet_dir: Annotated[Path, typer.Option("--wordnet-dir", help="Folder of WordNet 3.0's data.noun, data.verb, data.adj, data.adv.")] = Path("/usr/share/wordnet"),
+    lexicon: Annotated[Optional[list[Path]], typer.Option("--lexicon", help="Word list (UTF-8 text; its words, any layout) for the model's lexicon, with the words of every counted line (repeatable).", show_default=False)] = None,
+    wordfreq_words: Annotated[int, typer.Option("--wordfreq-words", min=0, help="Add the N most frequent words of each --wordfreq-language to the lexicon (the wordfreq package, installed with '.[train]'; its data is CC BY-SA 4.0).")] = 0,
+    wordfreq_language: Annotated[list[str], typer.Option("--wordfreq-language", help="Language of --wordfreq-words (repeatable).")] = ["en", "fr", "de"],
     tune_on: Annotated[Optional[Path], typer.Option("--tune-on", help="TSV of line images: pick the LM weight and character bonus that give the lowest CER there.")] = None,
     tune_limit: Annotated[int, typer.Option("--tune-limit", min=1, help="Lines of --tune-on used (a fixed stratified subset).")] = 600,
     model: Annotated[Optional[Path], typer.Option("--model", help="Recognizer whose outputs --tune-on decodes (default: the shipped one).")] = None,
@@ -474,12 +478,16 @@ def train_lm(
 ) -> None:
     """Build the character n-gram language model of --decoder beam from line transcriptions.
 
-    Example: ocr train-lm --train ../shared/data/train.tsv --synthetic-lines 5000 --wordnet-lines 10000 --tune-on ../shared/data/val.tsv --out models/ocrcli-charlm-v1.json.gz
+    With --lexicon or --wordfreq-words the model also holds a lexicon: beam search then charges a
+    penalty (tuned with the weights) for every word of a reading that is not in it.
+
+    Example: ocr train-lm --train ../shared/data/train.tsv --synthetic-lines 5000 --wordnet-lines 10000 --wordfreq-words 150000 --tune-on ../shared/data/val.tsv --out models/ocrcli-charlm-v1.json.gz
     """
     try:
         device = _validate_device(device)
         from ocrcli.recognition.charset import DEFAULT_ALPHABET
-        from ocrcli.train.charlm import build_charlm, tune_weights, wordnet_glosses
+        from ocrcli.recognition.lm import Lexicon
+        from ocrcli.train.charlm import build_charlm, lexicon_words, tune_weights, wordfreq_words as top_words, wordnet_glosses
         from ocrcli.train.data import read_tsv
 
         texts = []
@@ -505,6 +513,25 @@ def train_lm(
                                 "synthetic_lines": synthetic_lines, "wordnet_lines": wordnet_lines})
         _err(f"counted {lm.info['lines']} lines in {time.perf_counter() - started:.1f} s: "
              f"{sum(len(level) for level in lm.counts)} contexts")
+        if lexicon or wordfreq_words:
+            sources = list(texts)
+            for path in lexicon or []:
+                try:
+                    sources += path.read_text(encoding="utf-8").splitlines()
+                except (OSError, UnicodeDecodeError) as exc:
+                    raise UsageError(f"--lexicon {path}: cannot read ({exc})") from None
+            if wordfreq_words:
+                try:
+                    sources += top_words(wordfreq_language, wordfreq_words)
+                except ImportError:
+                    raise UsageError("--wordfreq-words needs the wordfreq package: pip install -e '.[train]'") from None
+                except LookupError as exc:
+                    raise UsageError(f"--wordfreq-language: {exc}") from None
+            lm.lexicon = Lexicon(lexicon_words(sources, DEFAULT_ALPHABET))
+            lm.oov = -4.0  # until --tune-on tunes it
+            lm.info.update({"lexicon": [str(p) for p in lexicon or []], "wordfreq_words": wordfreq_words,
+                            "wordfreq_languages": list(wordfreq_language) if wordfreq_words else []})
+            _err(f"lexicon: {len(lm.lexicon)} words")
         if tune_on is not None:
             import cv2
 
@@ -519,9 +546,10 @@ def train_lm(
             rows = [(image, text) for image, text in rows if image is not None]
             recognizer = Recognizer(model, device, decoder="greedy")
             log_probs = recognizer.log_probs([image for image, _ in rows])
-            results = tune_weights(lm, log_probs, [text for _, text in rows], recognizer.charset.alphabet)
-            for cer, alpha, beta in results[:5]:
-                _err(f"  alpha {alpha:.1f} beta {beta:.1f}: CER {100 * cer:.2f}%")
+            results = tune_weights(lm, log_probs, [text for _, text in rows], recognizer.charset.alphabet,
+                                   threads=os.cpu_count() or 1)
+            for cer, alpha, beta, oov in results[:5]:
+                _err(f"  alpha {alpha:.1f} beta {beta:.1f} oov {oov:.1f}: CER {100 * cer:.2f}%")
             lm.info.update({"tuned_on": f"{tune_on} ({len(rows)} lines)", "tuned_for": recognizer.model_id,
                             "tuned_cer": round(results[0][0], 4)})
         out.parent.mkdir(parents=True, exist_ok=True)

@@ -15,8 +15,8 @@ from conftest import FIXTURE_LINES, ROOT, render_line
 from ocrcli.cli import app
 from ocrcli.errors import ModelError
 from ocrcli.recognition.decode import beam_decode, greedy_decode, search_python
-from ocrcli.recognition.lm import BOS, EOS, load_lm
-from ocrcli.train.charlm import build_charlm
+from ocrcli.recognition.lm import BOS, EOS, Lexicon, load_lm, words_of
+from ocrcli.train.charlm import build_charlm, tune_weights
 
 ALPHABET = "abehlo "
 TEXTS = ["hello", "hello hello", "he hole", "hello bob", "a bee"]
@@ -211,7 +211,9 @@ def _random_frames(rng, frames: int) -> np.ndarray:
 
 
 @pytest.mark.parametrize("seed", range(12))
-def test_c_and_python_searches_find_the_same_text_and_frames(seed):
+@pytest.mark.parametrize("words", [False, True])
+def test_c_and_python_searches_find_the_same_text_and_frames(seed, words):
+    """With and without a lexicon (a charge for every word outside TEXTS' words)."""
     _c_search()
     rng = np.random.default_rng(seed)
     lp = _random_frames(rng, int(rng.integers(1, 80)))
@@ -219,6 +221,9 @@ def test_c_and_python_searches_find_the_same_text_and_frames(seed):
     python._compiled = False
     lm.alpha = python.alpha = float(rng.uniform(0.1, 1.0))
     lm.beta = python.beta = float(rng.uniform(0.0, 2.0))
+    if words:
+        lm.lexicon, python.lexicon = Lexicon(TEXTS), Lexicon(TEXTS)
+        lm.oov = python.oov = float(rng.uniform(-6.0, -0.5))
     for width, prune in ((1, -2.0), (4, -4.0), (16, -9.0)):
         fast, slow = beam_decode(lp, ALPHABET, lm, width, prune), beam_decode(lp, ALPHABET, python, width, prune)
         assert (fast.labels, fast.frames, fast.probs) == (slow.labels, slow.frames, slow.probs)
@@ -311,6 +316,91 @@ def test_python_search_runs_where_the_extension_is_missing():
     labels, starts = search_python(lp, ALPHABET, lm, 8, -12.0)
     assert "".join(ALPHABET[k - 1] for k in labels) == "hello" and starts == [0, 2, 4, 6, 8]
     assert beam_decode(lp, ALPHABET, lm, width=8, prune=-12.0).labels == labels
+
+
+def test_lexicon_words_are_runs_of_letters_case_folded():
+    assert words_of("Aujourd'hui, 12 MAI 1880: Été-Œuvre") == ["aujourd", "hui", "mai", "été", "œuvre"]
+    lexicon = Lexicon(["Hello world", "hole", "hello"])
+    assert len(lexicon) == 3 and lexicon.text == "hello\nhole\nworld"
+    assert [lexicon.state(w) for w in ("hello", "hel", "h", "hx", "hellos", "")] == [
+        Lexicon.WORD, Lexicon.BEGINNING, Lexicon.BEGINNING, Lexicon.NOT_A_BEGINNING, Lexicon.NOT_A_BEGINNING, Lexicon.BEGINNING]
+    assert Lexicon.from_text(lexicon.text).state("world") == Lexicon.WORD
+
+
+@pytest.mark.parametrize("c_search", [False, True])
+def test_beam_search_charges_words_outside_the_lexicon(c_search):
+    """The network prefers "hallo" and the character model hardly weighs in; with a lexicon that
+    holds "hello" (any case) the reading becomes "hello"; with both words the network decides."""
+    if c_search:
+        _c_search()
+    lp = _frames({"h": 0.9}, {}, {"a": 0.55, "e": 0.35}, {}, {"l": 0.9}, {}, {"l": 0.9}, {}, {"o": 0.9})
+    lm = _lm()
+    if not c_search:
+        lm._compiled = False
+    lm.alpha, lm.beta = 0.01, 0.0
+    read = lambda: "".join(ALPHABET[k - 1] for k in beam_decode(lp, ALPHABET, lm, width=8, prune=-12.0).labels)
+    assert read() == "hallo"
+    lm.lexicon = Lexicon(["HELLO", "bob"])
+    assert read() == "hallo"  # no charge set: the lexicon is not used
+    lm.oov = -3.0
+    assert read() == "hello"
+    lm.lexicon = Lexicon(["hallo", "hello"])
+    assert read() == "hallo"  # both words: the network decides
+
+
+def test_tune_weights_picks_the_charge_for_words_outside_the_lexicon():
+    lp = _frames({"h": 0.9}, {}, {"a": 0.55, "e": 0.35}, {}, {"l": 0.9}, {}, {"l": 0.9}, {}, {"o": 0.9})
+    lm = _lm()
+    lm.lexicon = Lexicon(["hello"])
+    results = tune_weights(lm, [lp, None], ["hello", "bob"], ALPHABET, alphas=(0.01,), betas=(0.0,), threads=2)
+    assert len(results) == 6 and results[0][0] < results[-1][0]
+    assert (lm.alpha, lm.beta) == (0.01, 0.0) and lm.oov == results[0][3] < 0.0
+    plain = _lm()
+    assert [r[3] for r in tune_weights(plain, [lp], ["hello"], ALPHABET, alphas=(0.5,), betas=(1.0,))] == [0.0]
+
+
+def test_lexicon_is_saved_with_its_charge(tmp_path):
+    lm = _lm()
+    lm.lexicon, lm.oov = Lexicon(["hello", "bob"]), -2.5
+    lm.save(tmp_path / "lm.json.gz")
+    again = load_lm(tmp_path / "lm.json.gz")
+    assert again.lexicon.text == "bob\nhello" and again.oov == -2.5 and again.checks_words
+    doc = json.loads(gzip.decompress((tmp_path / "lm.json.gz").read_bytes()))
+    assert doc["format_version"] == 3
+    del doc["lexicon"], doc["oov"]  # format 2: no lexicon
+    doc["format_version"] = 2
+    (tmp_path / "v2.json.gz").write_bytes(gzip.compress(json.dumps(doc).encode()))
+    older = load_lm(tmp_path / "v2.json.gz")
+    assert older.lexicon is None and older.oov == 0.0 and not older.checks_words
+    doc["lexicon"] = ["bob"]
+    (tmp_path / "bad.json.gz").write_bytes(gzip.compress(json.dumps(doc).encode()))
+    with pytest.raises(ModelError, match="lexicon"):
+        load_lm(tmp_path / "bad.json.gz")
+
+
+def test_train_lm_builds_a_lexicon_from_its_lines_and_word_lists(tmp_path):
+    words = tmp_path / "words.txt"
+    words.write_text("Zythum\nquaffing, λόγος\n", encoding="utf-8")
+    out = tmp_path / "lm.json.gz"
+    built = run_ocr("train-lm", "--train", FIXTURE_LINES, "--order", "4", "--lexicon", words,
+                    "--wordfreq-words", "50", "--wordfreq-language", "en", "--out", out)
+    assert built.exit_code == 0, built.output
+    lm = load_lm(out)
+    first = read_first_fixture_words()
+    assert lm.checks_words and lm.info["wordfreq_words"] == 50
+    assert all(lm.lexicon.state(w) == Lexicon.WORD for w in ("zythum", "quaffing", "the", *first))
+    assert lm.lexicon.state("λόγος") == Lexicon.NOT_A_BEGINNING  # λ is not in the model's alphabet
+    refused = run_ocr("train-lm", "--train", FIXTURE_LINES, "--wordfreq-words", "50", "--wordfreq-language", "xx",
+                      "--out", tmp_path / "x.json.gz")
+    assert refused.exit_code == 2 and "xx" in refused.output and not (tmp_path / "x.json.gz").exists()
+    missing = run_ocr("train-lm", "--train", FIXTURE_LINES, "--lexicon", tmp_path / "none.txt", "--out", tmp_path / "x.json.gz")
+    assert missing.exit_code == 2 and "none.txt" in missing.output
+
+
+def read_first_fixture_words():
+    from ocrcli.train.data import read_tsv
+
+    return words_of(read_tsv(FIXTURE_LINES)[0][1])
 
 
 def test_c_search_refuses_damaged_counts():

@@ -10,6 +10,11 @@
  * to 7 characters is packed in a 64-bit key, 8 bits per character, newest in the lowest byte.
  * Models with more than 255 characters or an order above 8 are left to the Python search
  * (compile_lm raises ValueError).
+ *
+ * A lexicon (compile_lexicon; ocrcli.recognition.lm.Lexicon) adds one more term: every word (a run
+ * of letters, case-folded) that is not in it costs the LM's oov penalty once, as soon as the word
+ * stops being the beginning of any lexicon word, or at its end if it is such a beginning but no
+ * word itself. Its words and their beginnings are kept as 64-bit FNV-1a hashes of their code points.
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
@@ -141,6 +146,94 @@ static Memo *claim_memo(LM *lm, int *slot) {
 static void release_memo(LM *lm, Memo *memo, int slot) { /* GIL held */
     if (slot >= 0) lm->busy[slot] = 0;
     else free(memo);
+}
+
+/* ---------------------------------------------------------------- lexicon */
+
+#define LEXICON_CAPSULE "ocrcli.lexicon"
+#define FNV_OFFSET 0xcbf29ce484222325ULL
+#define FNV_PRIME 0x100000001b3ULL
+
+typedef struct {
+    uint64_t *keys; /* hash of a word or of the beginning of one (never 0); 0: an empty slot */
+    uint8_t *is_word;
+    uint64_t mask;
+    Py_ssize_t used;
+} Lexicon;
+
+static uint64_t fnv_step(uint64_t h, uint32_t c) { return (h ^ (uint64_t)c) * FNV_PRIME; }
+
+static void lexicon_free(Lexicon *lex) {
+    if (!lex) return;
+    free(lex->keys); free(lex->is_word); free(lex);
+}
+
+static void lexicon_capsule_free(PyObject *capsule) { lexicon_free(PyCapsule_GetPointer(capsule, LEXICON_CAPSULE)); }
+
+/* 0: not the beginning of any word; 1: the beginning of one, not a word; 2: a word. */
+static int lexicon_find(const Lexicon *lex, uint64_t h) {
+    if (h == 0) h = 1;
+    for (uint64_t i = mix(h) & lex->mask; lex->keys[i] != 0; i = (i + 1) & lex->mask)
+        if (lex->keys[i] == h) return lex->is_word[i] ? 2 : 1;
+    return 0;
+}
+
+static int lexicon_resize(Lexicon *lex, uint64_t capacity) {
+    uint64_t *keys = calloc(capacity, sizeof(uint64_t));
+    uint8_t *is_word = calloc(capacity, 1);
+    if (!keys || !is_word) { free(keys); free(is_word); return 0; }
+    for (uint64_t j = 0; lex->keys && j <= lex->mask; j++) {
+        if (lex->keys[j] == 0) continue;
+        uint64_t i = mix(lex->keys[j]) & (capacity - 1);
+        while (keys[i] != 0) i = (i + 1) & (capacity - 1);
+        keys[i] = lex->keys[j];
+        is_word[i] = lex->is_word[j];
+    }
+    free(lex->keys); free(lex->is_word);
+    lex->keys = keys; lex->is_word = is_word; lex->mask = capacity - 1;
+    return 1;
+}
+
+static int lexicon_add(Lexicon *lex, uint64_t h, int is_word) {
+    if (h == 0) h = 1;
+    if ((uint64_t)(lex->used + 1) * 2 > lex->mask + 1 && !lexicon_resize(lex, 2 * (lex->mask + 1))) return 0;
+    uint64_t i = mix(h) & lex->mask;
+    while (lex->keys[i] != 0 && lex->keys[i] != h) i = (i + 1) & lex->mask;
+    if (lex->keys[i] == 0) { lex->keys[i] = h; lex->used++; }
+    if (is_word) lex->is_word[i] = 1;
+    return 1;
+}
+
+/* compile_lexicon(words) -> capsule. words: one string, a case-folded word a line. */
+static PyObject *compile_lexicon(PyObject *self, PyObject *args) {
+    PyObject *words;
+    if (!PyArg_ParseTuple(args, "U", &words)) return NULL;
+    Py_UCS4 *text = PyUnicode_AsUCS4Copy(words);
+    if (!text) return NULL;
+    Py_ssize_t n = PyUnicode_GET_LENGTH(words);
+    Lexicon *lex = calloc(1, sizeof(Lexicon));
+    if (!lex || !lexicon_resize(lex, 1024)) goto nomem;
+    uint64_t h = FNV_OFFSET;
+    Py_ssize_t len = 0;
+    for (Py_ssize_t i = 0; i <= n; i++) {
+        if (i == n || text[i] == '\n') {
+            if (len > 0 && !lexicon_add(lex, h, 1)) goto nomem;
+            h = FNV_OFFSET;
+            len = 0;
+            continue;
+        }
+        if (len > 0 && !lexicon_add(lex, h, 0)) goto nomem; /* the beginning before this character */
+        h = fnv_step(h, (uint32_t)text[i]);
+        len++;
+    }
+    PyMem_Free(text);
+    PyObject *capsule = PyCapsule_New(lex, LEXICON_CAPSULE, lexicon_capsule_free);
+    if (!capsule) lexicon_free(lex);
+    return capsule;
+nomem:
+    PyMem_Free(text);
+    lexicon_free(lex);
+    return PyErr_NoMemory();
 }
 
 /* Position of one character: from index (a dict char -> int, CharLM._index), added if new. */
@@ -333,7 +426,22 @@ typedef struct { /* a prefix: a node of the tree of texts the search has written
     uint64_t context;   /* its last order-1 LM positions (with BOS padding) */
     double lm_score;
     int slot;           /* index in the `following` list of this frame, -1 if not there */
+    uint64_t word;      /* with a lexicon: the hash of the word the text ends in (its letters so far) */
+    int word_len;       /* that word's letters (0: the text does not end in a letter) */
+    int word_oov;       /* that word is already known not to be in the lexicon (and was charged) */
 } Prefix;
+
+typedef struct { /* the lexicon term of a search; lexicon NULL: none */
+    const Lexicon *lexicon;
+    const uint32_t *fold; /* class -> its case-folded letter, 0 for a class that is not a letter */
+    double oov;
+} Words;
+
+/* The oov charge for a prefix's word at a word's end (a non-letter or the end of the line). */
+static double word_end(const Words *w, const Prefix *p) {
+    if (!w->lexicon || p->word_len == 0 || p->word_oov) return 0.0;
+    return lexicon_find(w->lexicon, p->word) == 2 ? 0.0 : w->oov;
+}
 
 typedef struct { int prefix; double b, nb; double score; } Beam;
 
@@ -364,6 +472,7 @@ static int new_prefix(Search *s, int parent, int label, uint64_t context, double
     p->parent = parent; p->label = label; p->first_frame = frame;
     p->child = -1; p->sibling = -1; p->context = context; p->lm_score = lm_score;
     p->slot = -1;
+    p->word = 0; p->word_len = 0; p->word_oov = 0;
     if (parent >= 0) {
         p->sibling = s->nodes[parent].child;
         s->nodes[parent].child = s->n_nodes;
@@ -462,7 +571,7 @@ static void keep_best(Search *s, int width) {
  * *best, -1 when memory ran out. Touches no Python object, so it runs without the GIL. */
 static void search(Search *s, const LM *lm, Memo *memo, const float *lp, int frames, int classes,
                    const int *positions, int *cand, const double *cum, double alpha, double beta,
-                   int width, double prune, int eos, int *best) {
+                   int width, double prune, int eos, const Words *words, int *best) {
     *best = -1;
     int ctx_len = lm->order - 1;
     uint64_t ctx_mask = mask_of(ctx_len), bos_context = 0;
@@ -516,8 +625,23 @@ static void search(Search *s, const LM *lm, Memo *memo, const float *lp, int fra
                 if (ext < 0) {
                     double lmp = lm_logp(lm, memo, lm->order - 1, s->nodes[pre].context, positions[k]);
                     uint64_t context = ((s->nodes[pre].context << 8) | (uint64_t)positions[k]) & ctx_mask;
-                    ext = new_prefix(s, pre, k, context, base + alpha * lmp + beta, t);
+                    double score = base + alpha * lmp + beta;
+                    uint64_t word = 0;
+                    int word_len = 0, word_oov = 0;
+                    if (words->lexicon) {
+                        const Prefix *pp = &s->nodes[pre];
+                        if (words->fold[k]) { /* a letter: the word goes on */
+                            word = fnv_step(pp->word_len ? pp->word : FNV_OFFSET, words->fold[k]);
+                            word_len = pp->word_len + 1;
+                            word_oov = pp->word_len ? pp->word_oov : 0;
+                            if (!word_oov && lexicon_find(words->lexicon, word) == 0) { word_oov = 1; score += words->oov; }
+                        } else {
+                            score += word_end(words, pp);
+                        }
+                    }
+                    ext = new_prefix(s, pre, k, context, score, t);
                     if (ext < 0) return;
+                    s->nodes[ext].word = word; s->nodes[ext].word_len = word_len; s->nodes[ext].word_oov = word_oov;
                 }
                 if (k == last) {
                     if (!add(s, pre, 1, pnb + p) || !add(s, ext, 1, pb + p)) return;
@@ -541,27 +665,33 @@ static void search(Search *s, const LM *lm, Memo *memo, const float *lp, int fra
     double best_score = 0.0;
     for (int i = 0; i < s->n_beams; i++) {
         int pre = s->beams[i].prefix;
-        double score = lse(s->beams[i].b, s->beams[i].nb) + s->nodes[pre].lm_score + alpha * lm_logp(lm, memo, lm->order - 1, s->nodes[pre].context, eos);
+        double score = lse(s->beams[i].b, s->beams[i].nb) + s->nodes[pre].lm_score + alpha * lm_logp(lm, memo, lm->order - 1, s->nodes[pre].context, eos)
+                       + word_end(words, &s->nodes[pre]);
         if (*best < 0 || score > best_score) { *best = pre; best_score = score; }
     }
 }
 
-/* decode(lm, log_probs, positions, alphabet, alpha, beta, width, prune, eos) -> (labels, first frames)
+/* decode(lm, log_probs, positions, alphabet, alpha, beta, width, prune, eos[, lexicon, fold, oov])
+ * -> (labels, first frames)
  * log_probs: a C-contiguous float32 (frames, classes) buffer, class 0 the blank; positions[k]: the
  * LM position of class k's character (positions[0] unused); alphabet: the classes' characters;
- * eos: the LM position of the end of line. The search runs with the GIL released, so lines can be
- * decoded in parallel threads. */
+ * eos: the LM position of the end of line; lexicon: a compile_lexicon capsule or None, fold[k] the
+ * code point of class k's case-folded letter (0: not a letter; fold[0] unused), oov the charge for a
+ * word not in the lexicon. The search runs with the GIL released, so lines can be decoded in
+ * parallel threads. */
 static PyObject *decode(PyObject *self, PyObject *args) {
-    PyObject *capsule, *positions_obj, *alphabet;
+    PyObject *capsule, *positions_obj, *alphabet, *lexicon_obj = Py_None, *fold_obj = Py_None;
     Py_buffer view;
-    double alpha, beta, prune;
+    double alpha, beta, prune, oov = 0.0;
     int width, eos;
-    if (!PyArg_ParseTuple(args, "Oy*O!Uddidi", &capsule, &view, &PyList_Type, &positions_obj, &alphabet,
-                          &alpha, &beta, &width, &prune, &eos))
+    if (!PyArg_ParseTuple(args, "Oy*O!Uddidi|OOd", &capsule, &view, &PyList_Type, &positions_obj, &alphabet,
+                          &alpha, &beta, &width, &prune, &eos, &lexicon_obj, &fold_obj, &oov))
         return NULL;
     LM *lm = PyCapsule_GetPointer(capsule, CAPSULE_NAME);
     PyObject *result = NULL;
     Search s = {0};
+    Words words = {NULL, NULL, oov};
+    uint32_t *fold = NULL;
     int *positions = NULL, *cand = NULL;
     double *cum = NULL;
     Py_UCS4 *codes = NULL;
@@ -589,13 +719,29 @@ static PyObject *decode(PyObject *self, PyObject *args) {
         if (k > 0 && (v < 0 || v >= lm->vocabulary)) { PyErr_SetString(PyExc_ValueError, "bad LM position"); goto done; }
         positions[k] = (int)v;
     }
+    if (lexicon_obj != Py_None) {
+        words.lexicon = PyCapsule_GetPointer(lexicon_obj, LEXICON_CAPSULE);
+        if (!words.lexicon) goto done;
+        if (!PyList_Check(fold_obj) || PyList_GET_SIZE(fold_obj) != classes) {
+            PyErr_SetString(PyExc_ValueError, "fold must be a list with one code point per class");
+            goto done;
+        }
+        if (!(fold = malloc(sizeof(uint32_t) * (size_t)classes))) { PyErr_NoMemory(); goto done; }
+        for (Py_ssize_t k = 0; k < classes; k++) {
+            long v = PyLong_AsLong(PyList_GET_ITEM(fold_obj, k));
+            if (v == -1 && PyErr_Occurred()) goto done;
+            if (v < 0 || v > 0x10FFFF) { PyErr_SetString(PyExc_ValueError, "bad code point in fold"); goto done; }
+            fold[k] = (uint32_t)v;
+        }
+        words.fold = fold;
+    }
     cum[0] = 0.0; /* decode.py sums runs of blank-only frames with the same float64 cumulative sum */
     for (int t = 0; t < frames; t++) cum[t + 1] = cum[t] + (double)lp[(size_t)t * classes];
     int slot, best;
     Memo *memo = claim_memo(lm, &slot);
     if (!memo) { PyErr_NoMemory(); goto done; }
     Py_BEGIN_ALLOW_THREADS
-    search(&s, lm, memo, lp, frames, (int)classes, positions, cand, cum, alpha, beta, width, prune, eos, &best);
+    search(&s, lm, memo, lp, frames, (int)classes, positions, cand, cum, alpha, beta, width, prune, eos, &words, &best);
     Py_END_ALLOW_THREADS
     release_memo(lm, memo, slot);
     if (best < 0) { PyErr_NoMemory(); goto done; }
@@ -614,7 +760,7 @@ static PyObject *decode(PyObject *self, PyObject *args) {
     Py_DECREF(starts);
 done:
     PyBuffer_Release(&view);
-    free(positions); free(cum); free(cand); PyMem_Free(codes);
+    free(positions); free(cum); free(cand); free(fold); PyMem_Free(codes);
     free(s.nodes); free(s.beams); free(s.next);
     return result;
 }
@@ -648,7 +794,8 @@ static PyObject *log_dist(PyObject *self, PyObject *args) {
 
 static PyMethodDef methods[] = {
     {"compile_lm", compile_lm, METH_VARARGS, "compile_lm(counts, index, vocabulary, discount, order, bos) -> LM capsule"},
-    {"decode", decode, METH_VARARGS, "decode(lm, log_probs, positions, alphabet, alpha, beta, width, prune, eos) -> (labels, first_frames)"},
+    {"decode", decode, METH_VARARGS, "decode(lm, log_probs, positions, alphabet, alpha, beta, width, prune, eos[, lexicon, fold, oov]) -> (labels, first_frames)"},
+    {"compile_lexicon", compile_lexicon, METH_VARARGS, "compile_lexicon(words) -> lexicon capsule (words: case-folded, one a line)"},
     {"log_dist", log_dist, METH_VARARGS, "log_dist(lm, context_positions) -> log P(. | context)"},
     {NULL, NULL, 0, NULL},
 };

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ocrcli.recognition.lm import EOS
+from ocrcli.recognition.lm import EOS, Lexicon, fold
 
 
 @dataclass(frozen=True)
@@ -95,7 +95,9 @@ def _logsumexp(a: float, b: float) -> float:
 
 def beam_decode(log_probs: np.ndarray, alphabet: str, lm, width: int = BEAM_WIDTH, prune: float = BEAM_PRUNE) -> Decoded:
     """CTC prefix beam search of one line's (T, C) log-probabilities with a character LM (``lm``:
-    a ``CharLM``; each character scores ``lm.alpha * log P(char | text so far) + lm.beta``).
+    a ``CharLM``; each character scores ``lm.alpha * log P(char | text so far) + lm.beta``, and,
+    where the LM has a lexicon, each word not in it ``lm.oov`` once: at the letter after which no
+    lexicon word begins with it, or at its end if it only begins one).
 
     Classes with log-probability below ``prune`` in a frame are not extended there; runs of frames
     where only the blank passes are applied in one step (most frames of a line). The search runs in
@@ -106,8 +108,9 @@ def beam_decode(log_probs: np.ndarray, alphabet: str, lm, width: int = BEAM_WIDT
     if compiled is not None:
         from ocrcli.recognition import _ctcbeam
 
+        words = (lm.lexicon.compiled(), lm.lexicon.folds(alphabet), lm.oov) if lm.checks_words else ()
         labels, starts = _ctcbeam.decode(compiled, np.ascontiguousarray(log_probs, np.float32), [0, *lm.positions(alphabet)],
-                                         alphabet, lm.alpha, lm.beta, width, prune, lm.positions(EOS)[0])
+                                         alphabet, lm.alpha, lm.beta, width, prune, lm.positions(EOS)[0], *words)
     else:
         labels, starts = search_python(log_probs, alphabet, lm, width, prune)
     # Each character's frame and probability: its most likely frame between the frame where its
@@ -126,6 +129,7 @@ def search_python(log_probs: np.ndarray, alphabet: str, lm, width: int = BEAM_WI
                   prune: float = BEAM_PRUNE) -> tuple[list[int], list[int]]:
     """The beam search in Python: the best text's classes and the frame where each first appeared."""
     alpha, beta = lm.alpha, lm.beta
+    lexicon, oov = (lm.lexicon, lm.oov) if lm.checks_words else (None, 0.0)
     history0 = lm.start()
     position = [0, *lm.positions(alphabet)]  # model class -> index in the LM's distributions
     exp, log1p = math.exp, math.log1p
@@ -134,6 +138,11 @@ def search_python(log_probs: np.ndarray, alphabet: str, lm, width: int = BEAM_WI
     lm_score = {"": 0.0}  # prefix -> its LM score (weighted, with the per-character bonus)
     next_logs: dict[str, object] = {}  # prefix -> LM log-distribution of the character after it
     first_frame: dict[str, int] = {}  # prefix -> frame where it first appeared (its last character)
+    # with a lexicon: prefix -> (the word it ends in, case-folded letters; whether that word was charged)
+    word_of: dict[str, tuple[str, bool]] = {"": ("", False)}
+
+    def word_end(word: str, charged: bool) -> float:  # the charge for a word that ends here
+        return oov if word and not charged and lexicon.state(word) != Lexicon.WORD else 0.0
     passing = log_probs > prune
     only_blank = ~passing[:, 1:].any(axis=1)
     blank_sums = np.concatenate([[0.0], np.cumsum(log_probs[:, 0], dtype=np.float64)])  # runs of blanks: one subtraction
@@ -149,7 +158,7 @@ def search_python(log_probs: np.ndarray, alphabet: str, lm, width: int = BEAM_WI
             t = end
             continue
         ks = np.flatnonzero(passing[t, 1:]) + 1
-        chars = [(alphabet[k - 1], position[k], p) for k, p in zip(ks.tolist(), log_probs[t, ks].tolist())]
+        chars = [(alphabet[k - 1], position[k], p, fold(alphabet[k - 1])) for k, p in zip(ks.tolist(), log_probs[t, ks].tolist())]
         p_blank = float(log_probs[t, 0]) if passing[t, 0] else None
         following: dict[str, list[float]] = {}
 
@@ -172,10 +181,22 @@ def search_python(log_probs: np.ndarray, alphabet: str, lm, width: int = BEAM_WI
             if logs is None:
                 logs = next_logs[pre] = lm.log_dist(history0 + pre)
             base = lm_score[pre]
-            for char, pos, p in chars:
+            for char, pos, p, letter in chars:
                 extended = pre + char
                 if extended not in lm_score:
-                    lm_score[extended] = base + alpha * logs[pos] + beta
+                    score = base + alpha * logs[pos] + beta
+                    if lexicon is not None:
+                        word, charged = word_of[pre]
+                        if letter is not None:  # the word goes on: charged once, when no lexicon word begins so
+                            word += letter
+                            if not charged and lexicon.state(word) == Lexicon.NOT_A_BEGINNING:
+                                charged = True
+                                score += oov
+                        else:
+                            score += word_end(word, charged)
+                            word, charged = "", False
+                        word_of[extended] = (word, charged)
+                    lm_score[extended] = score
                     first_frame[extended] = t
                 if char == last:  # a repeat extends the text only after a blank; otherwise it continues pre
                     add(pre, 1, pnb + p)
@@ -190,6 +211,7 @@ def search_python(log_probs: np.ndarray, alphabet: str, lm, width: int = BEAM_WI
             beams = following
         t += 1
     eos = lm.positions(EOS)[0]
-    best = max(beams, key=lambda pre: _logsumexp(*beams[pre]) + lm_score[pre] + alpha * lm.log_dist(history0 + pre)[eos])
+    best = max(beams, key=lambda pre: _logsumexp(*beams[pre]) + lm_score[pre] + alpha * lm.log_dist(history0 + pre)[eos]
+               + (word_end(*word_of[pre]) if lexicon is not None else 0.0))
     index = {ch: i + 1 for i, ch in enumerate(alphabet)}
     return [index[ch] for ch in best], [first_frame[best[:i + 1]] for i in range(len(best))]

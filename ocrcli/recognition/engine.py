@@ -99,6 +99,8 @@ class Recognizer:
             def load_for_search(path: Path):
                 lm = load_lm(path)
                 lm.compiled()  # read into the C beam search now rather than at the first line
+                if lm.checks_words:
+                    lm.lexicon.compiled()
                 return lm
 
             pool = ThreadPoolExecutor(1)

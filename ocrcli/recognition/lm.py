@@ -6,13 +6,17 @@ distribution over the alphabet. Lines start with BOS context and end with EOS. T
 file's: ``ocr train-lm`` stores continuation counts for the shorter contexts by default, which
 makes this interpolated Kneser-Ney (``ocrcli.train.charlm.build_charlm``).
 
-The file is gzip-compressed JSON (no pickle): ``{"format": "ocrcli-charlm", "format_version": 2,
-"order", "discount", "vocabulary", "alpha", "beta", "info", "counts"}`` where ``counts[n]`` is one
-string for the contexts of n characters, a line each: ``"<context>\t<following characters>\t<their
-counts, comma-separated>"`` (a few long strings: the file parses in a fifth of the time of one
-string per context, and the C beam search reads them without building Python tables). Format 1,
-where ``counts[n]`` maps each context to ``"<following characters>\t<counts>"``, still loads.
-``ocr train-lm`` writes it.
+A model may carry a lexicon (``Lexicon``): beam search then charges ``oov`` (a log-probability
+penalty) once for every word of a reading that is not in it.
+
+The file is gzip-compressed JSON (no pickle): ``{"format": "ocrcli-charlm", "format_version": 3,
+"order", "discount", "vocabulary", "alpha", "beta", "info", "counts", "lexicon", "oov"}`` where
+``counts[n]`` is one string for the contexts of n characters, a line each: ``"<context>\t<following
+characters>\t<their counts, comma-separated>"`` (a few long strings: the file parses in a fifth of
+the time of one string per context, and the C beam search reads them without building Python
+tables), and ``lexicon`` is its words, case-folded, one a line (``""``: none). Format 2 is format 3
+without a lexicon; format 1, where ``counts[n]`` maps each context to ``"<following
+characters>\t<counts>"``, still loads. ``ocr train-lm`` writes it.
 """
 from __future__ import annotations
 
@@ -20,6 +24,8 @@ import gzip
 import json
 import math
 from array import array
+from bisect import bisect_left
+from collections.abc import Iterable
 from pathlib import Path
 
 import numpy as np
@@ -27,9 +33,90 @@ import numpy as np
 from ocrcli.errors import ModelError
 
 FORMAT = "ocrcli-charlm"
-FORMAT_VERSION = 2
+FORMAT_VERSION = 3
 BOS, EOS = "\x02", "\x03"
 CACHE_CONTEXTS = 12_000  # distributions kept (1.6 KB each): about 20 MB at most
+
+
+def fold(ch: str) -> str | None:
+    """A character as the lexicon sees it: a letter, lower-cased (None for anything else, and for
+    the few letters whose lower case is two characters)."""
+    if not ch.isalpha():
+        return None
+    lower = ch.lower()
+    return lower if len(lower) == 1 else None
+
+
+def words_of(text: str) -> list[str]:
+    """The words of a text as the lexicon counts them: runs of letters, case-folded ("Aujourd'hui,
+    1880" -> ["aujourd", "hui"]); digits, apostrophes and hyphens end a word."""
+    words, word = [], []
+    for ch in text:
+        f = fold(ch)
+        if f is not None:
+            word.append(f)
+        elif word:
+            words.append("".join(word))
+            word = []
+    if word:
+        words.append("".join(word))
+    return words
+
+
+class Lexicon:
+    """The words beam search checks readings against (``words_of`` each given string)."""
+
+    NOT_A_BEGINNING, BEGINNING, WORD = 0, 1, 2
+
+    def __init__(self, words: Iterable[str]) -> None:
+        found = set()
+        for entry in words:
+            found.update(words_of(entry))
+        self.text = "\n".join(sorted(found))  # as the file stores it
+        self._sorted: list[str] | None = None
+        self._compiled = None
+        self._size: tuple[str, int] | None = None
+        self._folds: tuple[str, list[int]] | None = None
+
+    @classmethod
+    def from_text(cls, text: str) -> Lexicon:
+        """The lexicon of a file's ``lexicon`` string, taken as written (one case-folded word a line:
+        splitting and folding 350,000 words again would add a second to every start)."""
+        lexicon = cls([])
+        lexicon.text = text
+        return lexicon
+
+    def __len__(self) -> int:
+        if self._size is None or self._size[0] is not self.text:  # counted once per text (3.5 MB: 2 ms)
+            self._size = (self.text, self.text.count("\n") + 1 if self.text else 0)
+        return self._size[1]
+
+    def folds(self, alphabet: str) -> list[int]:
+        """For the C search: 0, then each character's folded letter's code point (0: not a letter)."""
+        if self._folds is None or self._folds[0] != alphabet:
+            self._folds = (alphabet, [0, *(ord(f) if (f := fold(ch)) is not None else 0 for ch in alphabet)])
+        return self._folds[1]
+
+    def state(self, word: str) -> int:
+        """WORD, BEGINNING (of a word, not one itself) or NOT_A_BEGINNING, for a case-folded word."""
+        if self._sorted is None:
+            self._sorted = sorted(self.text.split("\n")) if self.text else []
+        words = self._sorted
+        i = bisect_left(words, word)
+        if i == len(words) or not words[i].startswith(word):
+            return self.NOT_A_BEGINNING
+        return self.WORD if words[i] == word else self.BEGINNING
+
+    def compiled(self):
+        """The lexicon in the C beam search's form (None where the extension was not built)."""
+        if self._compiled is None:
+            try:
+                from ocrcli.recognition import _ctcbeam
+            except ImportError:
+                self._compiled = False
+            else:
+                self._compiled = _ctcbeam.compile_lexicon(self.text)
+        return self._compiled or None
 
 
 class CharLM:
@@ -37,13 +124,15 @@ class CharLM:
     given as those tables or packed as in the file (one string per n; unpacked on first use)."""
 
     def __init__(self, order: int, discount: float, vocabulary: int, counts: list, alpha: float = 0.3,
-                 beta: float = 0.3, info: dict | None = None) -> None:
+                 beta: float = 0.3, info: dict | None = None, lexicon: Lexicon | None = None, oov: float = 0.0) -> None:
         self.order = order
         self.discount = discount
         self.vocabulary = vocabulary  # alphabet size + EOS: the uniform floor
         self.alpha = alpha  # LM weight in beam search (tuned for the model named in info)
         self.beta = beta  # bonus per emitted character, against the LM's preference for short text
         self.info = info if info is not None else {}
+        self.lexicon = lexicon
+        self.oov = oov  # charge (log-probability, <= 0) for each word of a reading not in the lexicon
         if all(isinstance(level, str) for level in counts):
             self._packed, self._counts = list(counts), None
         else:
@@ -91,6 +180,11 @@ class CharLM:
                 except ValueError:  # > 255 characters or order > 8: the Python search's job
                     self._compiled = False
         return self._compiled or None
+
+    @property
+    def checks_words(self) -> bool:
+        """Whether beam search charges words outside the lexicon (it has one and a nonzero charge)."""
+        return self.lexicon is not None and len(self.lexicon) > 0 and self.oov != 0.0
 
     def positions(self, chars: str) -> list[int]:
         """Each character's position in the arrays of ``log_dist`` (assigned on first sight)."""
@@ -149,7 +243,7 @@ class CharLM:
     def save(self, path: Path) -> None:
         doc = {"format": FORMAT, "format_version": FORMAT_VERSION, "order": self.order, "discount": self.discount,
                "vocabulary": self.vocabulary, "alpha": self.alpha, "beta": self.beta, "info": self.info,
-               "counts": self.packed}
+               "counts": self.packed, "lexicon": self.lexicon.text if self.lexicon else "", "oov": self.oov}
         tmp = Path(path).with_name(Path(path).name + ".tmp")
         tmp.write_bytes(gzip.compress(json.dumps(doc, ensure_ascii=False, separators=(",", ":")).encode("utf-8"), 9, mtime=0))
         tmp.replace(path)
@@ -172,8 +266,12 @@ def load_lm(path: Path) -> CharLM:
         kind = str if int(doc.get("format_version", 0)) >= 2 else dict
         if not isinstance(counts, list) or not all(isinstance(level, kind) for level in counts):
             raise TypeError(f"counts must be a list of {'strings' if kind is str else 'tables'}")
+        lexicon = doc.get("lexicon", "")
+        if not isinstance(lexicon, str):
+            raise TypeError("lexicon must be a string")
         lm = CharLM(int(doc["order"]), float(doc["discount"]), int(doc["vocabulary"]), counts,
-                    float(doc.get("alpha", 0.3)), float(doc.get("beta", 0.3)), dict(doc.get("info", {})))
+                    float(doc.get("alpha", 0.3)), float(doc.get("beta", 0.3)), dict(doc.get("info", {})),
+                    Lexicon.from_text(lexicon) if lexicon else None, float(doc.get("oov", 0.0)))
     except (KeyError, TypeError, ValueError) as exc:
         raise ModelError(f"{path}: damaged language model ({exc})") from None
     if len(counts) != lm.order:

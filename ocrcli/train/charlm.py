@@ -8,7 +8,7 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from ocrcli.recognition.charset import normalize_text
-from ocrcli.recognition.lm import BOS, EOS, CharLM
+from ocrcli.recognition.lm import BOS, EOS, CharLM, fold, words_of
 
 
 SMOOTHINGS = ("kneser-ney", "absolute")
@@ -84,26 +84,65 @@ def wordnet_glosses(folder: Path, limit: int | None = None, min_length: int = 12
     return lines[:limit]
 
 
+def wordfreq_words(languages: Iterable[str], count: int) -> list[str]:
+    """The ``count`` most frequent words of each language in the ``wordfreq`` package's "large"
+    lists (word frequencies from Wikipedia, subtitles, news, books, web text...; data CC BY-SA 4.0),
+    for ``ocr train-lm --wordfreq-words``. Raises ImportError where wordfreq is not installed and
+    LookupError for a language it does not have."""
+    import wordfreq
+
+    words = []
+    for language in languages:
+        if language not in wordfreq.available_languages(wordlist="large"):
+            raise LookupError(f"wordfreq has no large word list for {language!r}")
+        words += wordfreq.top_n_list(language, count, wordlist="large")
+    return words
+
+
+def lexicon_words(texts: Iterable[str], alphabet: str) -> list[str]:
+    """The words (``words_of``) of ``texts`` that can be written with ``alphabet``'s letters: the
+    others could never match a reading."""
+    letters = {f for ch in alphabet if (f := fold(ch)) is not None}
+    found = set()
+    for text in texts:
+        found.update(w for w in words_of(text) if set(w) <= letters)
+    return sorted(found)
+
+
+TUNE_ALPHAS = (0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 1.0)
+TUNE_BETAS = (0.5, 1.0, 1.5, 2.0, 3.0, 4.0)
+TUNE_OOVS = (0.0, -2.0, -3.0, -4.0, -5.0, -6.0)  # with a lexicon
+
+
 def tune_weights(lm: CharLM, log_probs: list, references: list[str], alphabet: str,
-                 alphas=(0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 1.0), betas=(0.5, 1.0, 1.5, 2.0, 3.0, 4.0)) -> list[tuple[float, float, float]]:
-    """CER of beam search for each (alpha, beta) on lines whose network outputs are ``log_probs``;
-    sets the best pair on ``lm`` and returns (cer, alpha, beta) for all, best first."""
+                 alphas=TUNE_ALPHAS, betas=TUNE_BETAS, oovs=None, threads: int = 1) -> list[tuple[float, float, float, float]]:
+    """CER of beam search for each (alpha, beta, oov) on lines whose network outputs are
+    ``log_probs``; sets the best on ``lm`` and returns (cer, alpha, beta, oov) for all, best first.
+    ``oovs``: the charges tried for words outside the lexicon (default: TUNE_OOVS where ``lm`` has
+    a lexicon, else only its own). ``threads``: lines decoded side by side (the C search releases
+    the GIL)."""
+    from concurrent.futures import ThreadPoolExecutor
+
     from ocrcli.metrics import ErrorCounter
     from ocrcli.recognition.decode import beam_decode
 
+    if oovs is None:
+        oovs = TUNE_OOVS if lm.lexicon is not None and len(lm.lexicon) else (lm.oov,)
     refs = [normalize_text(r) for r in references]
+
+    def read(lp) -> str:
+        return "" if lp is None else normalize_text("".join(alphabet[k - 1] for k in beam_decode(lp, alphabet, lm).labels))
+
     results = []
-    for alpha in alphas:
-        for beta in betas:
-            lm.alpha, lm.beta = alpha, beta
-            counter = ErrorCounter()
-            for lp, ref in zip(log_probs, refs):
-                if lp is None:
-                    counter.add("", ref)
-                    continue
-                labels = beam_decode(lp, alphabet, lm).labels
-                counter.add(normalize_text("".join(alphabet[k - 1] for k in labels)), ref)
-            results.append((counter.cer, alpha, beta))
+    with ThreadPoolExecutor(max(1, threads)) as pool:
+        for alpha in alphas:
+            for beta in betas:
+                for oov in oovs:
+                    lm.alpha, lm.beta, lm.oov = alpha, beta, oov
+                    counter = ErrorCounter()
+                    for hypothesis, ref in zip(pool.map(read, log_probs), refs):
+                        counter.add(hypothesis, ref)
+                    results.append((counter.cer, alpha, beta, oov))
     results.sort()
-    lm.alpha, lm.beta = results[0][1], results[0][2]
+    lm.alpha, lm.beta, lm.oov = results[0][1:]
     return results
