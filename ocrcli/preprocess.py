@@ -800,7 +800,7 @@ def estimate_bend(ink: np.ndarray, min_gain: float = 0.0) -> Bend | None:
     share = np.cumsum(columns) / columns.sum()
     left, right = np.searchsorted(share, 0.02), np.searchsorted(share, 0.98)
     scale = min(1.0, BEND_THUMB / max(h, w))
-    if (right - left) * scale < 4 * BEND_STRIP:
+    if (right - left) * scale < 4 * BEND_STRIP or h * scale < 8:  # too narrow, or too flat for lines to bend
         return None
     centre, half, reach = (left + right) / 2, (right - left) / 2, BEND_REACH * max(h, w)
     coarse = _sharpness(ink, BEND_THUMB, centre, half, 2 * reach)
