@@ -66,4 +66,4 @@ def load_recognizer(cfg: RunConfig | None = None):
     from ocrcli.recognition.engine import Recognizer
 
     rc = (cfg or RunConfig()).recognize
-    return Recognizer(rc.model_path, rc.device, rc.batch_size, rc.precision, rc.decoder, rc.lm_path)
+    return Recognizer(rc.model_path, rc.device, rc.batch_size, rc.precision, rc.decoder, rc.lm_path, rc.lexicon)

@@ -47,6 +47,8 @@ class Decoder(str, Enum):
 DECODER_HELP = ("beam: CTC beam search with the shipped character language model (the most accurate); "
                 "greedy: best path, about 1.5 times the lines/s (make bench), more errors.")
 LM_HELP = "Character language model for --decoder beam instead of the shipped one (also $OCRCLI_LM)."
+NO_LEXICON_HELP = ("Leave the language model's lexicon out of --decoder beam: words it does not hold (English, French "
+                   "and German) are not penalised; for text in other languages.")
 
 
 class Precision(str, Enum):
@@ -135,6 +137,7 @@ def recognize(
     precision: Annotated[Precision, typer.Option("--precision", help="CPU arithmetic: auto (bfloat16 on CPUs with native support, 1.4x faster, same CER on val), bf16 or fp32.")] = Precision.auto,
     decoder: Annotated[Decoder, typer.Option("--decoder", help=DECODER_HELP)] = Decoder.beam,
     lm: Annotated[Optional[Path], typer.Option("--lm", help=LM_HELP)] = None,
+    no_lexicon: Annotated[bool, typer.Option("--no-lexicon", help=NO_LEXICON_HELP)] = False,
     review_below: Annotated[Optional[float], typer.Option("--review-below", min=0.0, max=1.0,
                                                           help="Mark lines with confidence under this as \"review\": true in JSON and count them.")] = None,
     keep_fragments: Annotated[bool, typer.Option("--keep-fragments", help="Keep short lines (<= 10 characters) read with confidence under 0.3; by default the page path drops them (mostly pieces of stamps and of neighbouring lines).")] = False,
@@ -172,7 +175,7 @@ def recognize(
                           overwrite, no_exif, no_upscale, no_deskew, no_binarize, no_denoise, batch_size, review_below, quiet,
                           precision.value, shard, engine.value, address, workers, cpus_per_worker, gpus_per_worker,
                           decoder=decoder.value, lm=lm, keep_fragments=keep_fragments, no_orient=no_orient,
-                          no_paper=no_paper, no_straighten=no_straighten)
+                          no_paper=no_paper, no_straighten=no_straighten, no_lexicon=no_lexicon)
     except OcrError as exc:
         _err(f"error: {exc}")
         code = exc.exit_code
@@ -190,7 +193,7 @@ def _recognize(paths, files_from, null, fmt, output_dir, stdout, layout, device,
                precision: str = "auto", shard: str | None = None, engine: str = "local", address: str | None = None,
                workers: int | None = None, cpus_per_worker: float = 1.0, gpus_per_worker: float = 0.0,
                decoder: str = "beam", lm: Path | None = None, keep_fragments: bool = False, no_orient: bool = False,
-               no_paper: bool = False, no_straighten: bool = False) -> int:
+               no_paper: bool = False, no_straighten: bool = False, no_lexicon: bool = False) -> int:
     from ocrcli.runtime import limit_memory, quiet_decoders
 
     limit_memory()
@@ -238,6 +241,8 @@ def _recognize(paths, files_from, null, fmt, output_dir, stdout, layout, device,
         raise ModelError(f"{model}: model file not found")
     if lm is not None and decoder != "beam":
         raise UsageError("--lm is the language model of --decoder beam")
+    if no_lexicon and decoder != "beam":
+        raise UsageError("--no-lexicon is an option of --decoder beam")
     cfg = RunConfig(
         layout=layout.value, formats=formats, output_dir=output_dir, to_stdout=stdout, dpi=dpi,
         save_stages=save_stages, overwrite=overwrite, review_below=review_below, keep_fragments=keep_fragments,
@@ -245,7 +250,7 @@ def _recognize(paths, files_from, null, fmt, output_dir, stdout, layout, device,
                                     upscale=not no_upscale, deskew=not no_deskew, straighten=not no_straighten,
                                     binarize=not no_binarize, denoise=not no_denoise),
         recognize=RecognizeConfig(model_path=model, device=device, batch_size=batch_size, precision=precision,
-                                  decoder=decoder, lm_path=lm),
+                                  decoder=decoder, lm_path=lm, lexicon=not no_lexicon),
     )
     from ocrcli.api import find_inputs
     from ocrcli.inputs import select_shard
@@ -359,6 +364,7 @@ def eval_cmd(
     precision: Annotated[Precision, typer.Option("--precision", help="CPU arithmetic: auto, bf16 or fp32 (as for recognize).")] = Precision.auto,
     decoder: Annotated[Decoder, typer.Option("--decoder", help=DECODER_HELP)] = Decoder.beam,
     lm: Annotated[Optional[Path], typer.Option("--lm", help=LM_HELP)] = None,
+    no_lexicon: Annotated[bool, typer.Option("--no-lexicon", help=NO_LEXICON_HELP)] = False,
 ) -> None:
     """Measure CER and WER on pre-cropped lines, per set and overall.
 
@@ -388,9 +394,10 @@ def eval_cmd(
                     raise UsageError(f"--compare {item!r}: expected NAME=TSV with an existing TSV")
                 peers[name] = Path(tsv)
             print_page_report(evaluate_pages(data, model, device, limit, peers,
-                                             precision=precision.value, decoder=decoder.value, lm_path=lm))
+                                             precision=precision.value, decoder=decoder.value, lm_path=lm,
+                                             lexicon=not no_lexicon))
             return
-        report = evaluate_lines(data, model, device, limit, batch_size, precision.value, decoder.value, lm)
+        report = evaluate_lines(data, model, device, limit, batch_size, precision.value, decoder.value, lm, not no_lexicon)
         print_line_report(report, verbose, by_confidence)
     except OcrError as exc:
         _err(f"error: {exc}")

@@ -31,6 +31,7 @@ class RecognizeConfig:
     precision: str = "auto"  # CPU: "bf16" autocast where the CPU computes it natively ("auto"), or "fp32"
     decoder: str = "beam"  # "beam": CTC beam search with the character language model; "greedy": best path
     lm_path: Path | None = None  # None: the shipped language model
+    lexicon: bool = True  # False: beam search leaves the language model's lexicon out (no charge for unknown words)
 
 
 @dataclass(frozen=True)

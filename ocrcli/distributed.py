@@ -70,7 +70,7 @@ class OcrWorker:
             from ocrcli.recognition.engine import Recognizer
 
             rc = self.cfg.recognize
-            self.recognizer = Recognizer(rc.model_path, rc.device, rc.batch_size, rc.precision, rc.decoder, rc.lm_path)
+            self.recognizer = Recognizer(rc.model_path, rc.device, rc.batch_size, rc.precision, rc.decoder, rc.lm_path, rc.lexicon)
             self.run_info = RunInfo(self.recognizer.model_id, self.recognizer.sha256, self.recognizer.device)
         except OcrError as exc:  # reported by the driver as the batch's error, with its exit code
             self.fatal = exc

@@ -40,7 +40,7 @@ class LineReport:
 
 
 def evaluate_lines(tsv: Path, model: Path | None, device: str, limit: int | None, batch_size: int,
-                   precision: str = "auto", decoder: str = "beam", lm_path: Path | None = None) -> LineReport:
+                   precision: str = "auto", decoder: str = "beam", lm_path: Path | None = None, lexicon: bool = True) -> LineReport:
     """Recognise every line of a TSV and count errors per set (third column, else the TSV name)."""
     from ocrcli.recognition.engine import Recognizer
     from ocrcli.train.data import read_tsv
@@ -50,7 +50,7 @@ def evaluate_lines(tsv: Path, model: Path | None, device: str, limit: int | None
     except (OSError, UnicodeDecodeError, ValueError) as exc:
         raise InputError(f"{tsv}: cannot read ({exc})") from None
     rows = rows[:limit] if limit else rows
-    recognizer = Recognizer(model, device, batch_size, precision, decoder, lm_path)
+    recognizer = Recognizer(model, device, batch_size, precision, decoder, lm_path, lexicon)
     report = LineReport({"all": ErrorCounter()}, model=f"{recognizer.model_path}, {decoder} decoding")
     started = time.perf_counter()
     chunk = 256  # decode images in chunks so memory stays flat on big TSVs
@@ -193,7 +193,8 @@ def read_peer_tsv(path: Path) -> dict[str, str]:
 
 def evaluate_pages(jsonl: Path, model: Path | None, device: str, limit: int | None = None,
                    peers: dict[str, Path] | None = None, line_tsv: Path | None = None,
-                   precision: str = "auto", decoder: str = "beam", lm_path: Path | None = None) -> dict[str, SetPages]:
+                   precision: str = "auto", decoder: str = "beam", lm_path: Path | None = None,
+                   lexicon: bool = True) -> dict[str, SetPages]:
     """Run the whole pipeline on every page of a pages.jsonl and compare with its reference lines.
 
     ``line_tsv``: the TSV whose line images are these pages' lines (file names end with the line
@@ -223,7 +224,7 @@ def evaluate_pages(jsonl: Path, model: Path | None, device: str, limit: int | No
             if "eSc_line" in path.stem:
                 line_images[path.stem[path.stem.find("eSc_line"):]] = path
     peer_texts = {name: read_peer_tsv(p) for name, p in (peers or {}).items()}
-    recognizer = Recognizer(model, device, precision=precision, decoder=decoder, lm_path=lm_path)
+    recognizer = Recognizer(model, device, precision=precision, decoder=decoder, lm_path=lm_path, lexicon=lexicon)
     cfg = RunConfig()
     stats: dict[str, SetPages] = {}
     for rec in records:

@@ -397,6 +397,33 @@ def test_train_lm_builds_a_lexicon_from_its_lines_and_word_lists(tmp_path):
     assert missing.exit_code == 2 and "none.txt" in missing.output
 
 
+def test_no_lexicon_reads_with_the_language_model_alone(tmp_path):
+    """--no-lexicon (Recognizer(lexicon=False)) decodes as the same language model with no charge for
+    unknown words; it belongs to --decoder beam."""
+    import cv2
+
+    from ocrcli.recognition.engine import Recognizer
+    from ocrcli.train.data import read_tsv
+
+    with_words, without = Recognizer(device="cpu"), Recognizer(device="cpu", lexicon=False)
+    assert with_words.lm.checks_words and not without.lm.checks_words
+    rows = read_tsv(FIXTURE_LINES)[::10][:35]
+    outputs = with_words.log_probs([cv2.imread(str(path), cv2.IMREAD_GRAYSCALE) for path, _, _ in rows])
+    plain = load_lm(ROOT / "models" / "ocrcli-charlm-v1.json.gz")
+    plain.oov = 0.0
+    alphabet = with_words.charset.alphabet
+    read = lambda lm: [beam_decode(lp, alphabet, lm).labels for lp in outputs]
+    assert read(without.lm) == read(plain) != read(with_words.lm)
+    line = tmp_path / "line.png"
+    Image.fromarray(render_line("Dear Anna, thank you")).save(line)
+    ok = run_ocr("recognize", "--layout", "line", "--stdout", "-q", "--device", "cpu", "--no-lexicon", line)
+    assert ok.exit_code == 0 and ok.output.strip()
+    misuse = run_ocr("recognize", "--layout", "line", "--stdout", "--decoder", "greedy", "--no-lexicon", line)
+    assert misuse.exit_code == 2 and "--no-lexicon" in misuse.output
+    report = run_ocr("eval", FIXTURE_LINES, "--limit", "10", "--device", "cpu", "--no-lexicon")
+    assert report.exit_code == 0, report.output
+
+
 def read_first_fixture_words():
     from ocrcli.train.data import read_tsv
 

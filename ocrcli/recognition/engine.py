@@ -82,11 +82,12 @@ class Recognizer:
     """Loads a model once and recognises batches of grayscale line crops."""
 
     def __init__(self, model_path: Path | None = None, device: str = "auto", batch_size: int = 32,
-                 precision: str = "auto", decoder: str = "beam", lm_path: Path | None = None) -> None:
+                 precision: str = "auto", decoder: str = "beam", lm_path: Path | None = None, lexicon: bool = True) -> None:
         """``precision``: "fp32", "bf16" (CPU: bfloat16 autocast) or "auto" (bf16 on CPUs that compute
         it natively, fp32 on others; CUDA always runs the model in fp16). ``decoder``: "beam" (CTC
         beam search with the character language model ``lm_path``, default the shipped one) or
-        "greedy" (best path: faster, less accurate)."""
+        "greedy" (best path: faster, less accurate). ``lexicon``: False leaves the language model's
+        lexicon out of the search (words it does not hold are not charged: text in other languages)."""
         if decoder not in DECODERS:
             raise ValueError(f"decoder must be one of {', '.join(DECODERS)}, not {decoder!r}")
         self.lm = None
@@ -99,6 +100,8 @@ class Recognizer:
             def load_for_search(path: Path):
                 lm = load_lm(path)
                 lm.compiled()  # read into the C beam search now rather than at the first line
+                if not lexicon:
+                    lm.oov = 0.0
                 if lm.checks_words:
                     lm.lexicon.compiled()
                 return lm
