@@ -72,24 +72,25 @@ class Lexicon:
         found = set()
         for entry in words:
             found.update(words_of(entry))
-        self.text = "\n".join(sorted(found))  # as the file stores it
-        self._sorted: list[str] | None = None
-        self._compiled = None
-        self._size: tuple[str, int] | None = None
-        self._folds: tuple[str, list[int]] | None = None
+        self._set_text("\n".join(sorted(found)))
 
     @classmethod
     def from_text(cls, text: str) -> Lexicon:
         """The lexicon of a file's ``lexicon`` string, taken as written (one case-folded word a line:
         splitting and folding 350,000 words again would add a second to every start)."""
-        lexicon = cls([])
-        lexicon.text = text
+        lexicon = cls.__new__(cls)
+        lexicon._set_text(text)
         return lexicon
 
+    def _set_text(self, text: str) -> None:
+        self.text = text  # as the file stores it
+        self._size = text.count("\n") + 1 if text else 0
+        self._sorted: list[str] | None = None  # for the Python search, split on first use
+        self._compiled = None
+        self._folds: tuple[str, list[int]] | None = None
+
     def __len__(self) -> int:
-        if self._size is None or self._size[0] is not self.text:  # counted once per text (3.5 MB: 2 ms)
-            self._size = (self.text, self.text.count("\n") + 1 if self.text else 0)
-        return self._size[1]
+        return self._size
 
     def folds(self, alphabet: str) -> list[int]:
         """For the C search: 0, then each character's folded letter's code point (0: not a letter)."""
