@@ -494,7 +494,7 @@ def train_lm(
         device = _validate_device(device)
         from ocrcli.recognition.charset import DEFAULT_ALPHABET
         from ocrcli.recognition.lm import Lexicon
-        from ocrcli.train.charlm import build_charlm, lexicon_words, tune_weights, wordfreq_words as top_words, wordnet_glosses
+        from ocrcli.train.charlm import UNTUNED_OOV, build_charlm, tune_weights, wordfreq_words as top_words, wordnet_glosses
         from ocrcli.train.data import read_tsv
 
         texts = []
@@ -534,8 +534,8 @@ def train_lm(
                     raise UsageError("--wordfreq-words needs the wordfreq package: pip install -e '.[train]'") from None
                 except LookupError as exc:
                     raise UsageError(f"--wordfreq-language: {exc}") from None
-            lm.lexicon = Lexicon(lexicon_words(sources, DEFAULT_ALPHABET))
-            lm.oov = -4.0  # until --tune-on tunes it
+            lm.lexicon = Lexicon(sources, DEFAULT_ALPHABET)
+            lm.oov = UNTUNED_OOV
             lm.info.update({"lexicon": [str(p) for p in lexicon or []], "wordfreq_words": wordfreq_words,
                             "wordfreq_languages": list(wordfreq_language) if wordfreq_words else []})
             _err(f"lexicon: {len(lm.lexicon)} words")

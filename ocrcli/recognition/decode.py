@@ -132,6 +132,7 @@ def search_python(log_probs: np.ndarray, alphabet: str, lm, width: int = BEAM_WI
     lexicon, oov = (lm.lexicon, lm.oov) if lm.checks_words else (None, 0.0)
     history0 = lm.start()
     position = [0, *lm.positions(alphabet)]  # model class -> index in the LM's distributions
+    letters = [None, *map(fold, alphabet)]  # model class -> its case-folded letter (None: not a letter)
     exp, log1p = math.exp, math.log1p
     # prefix -> [log P(prefix, path ending in blank), log P(prefix, path ending in its last char)]
     beams: dict[str, list[float]] = {"": [0.0, _NEG]}
@@ -158,7 +159,7 @@ def search_python(log_probs: np.ndarray, alphabet: str, lm, width: int = BEAM_WI
             t = end
             continue
         ks = np.flatnonzero(passing[t, 1:]) + 1
-        chars = [(alphabet[k - 1], position[k], p, fold(alphabet[k - 1])) for k, p in zip(ks.tolist(), log_probs[t, ks].tolist())]
+        chars = [(alphabet[k - 1], position[k], p, letters[k]) for k, p in zip(ks.tolist(), log_probs[t, ks].tolist())]
         p_blank = float(log_probs[t, 0]) if passing[t, 0] else None
         following: dict[str, list[float]] = {}
 

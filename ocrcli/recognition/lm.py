@@ -64,14 +64,16 @@ def words_of(text: str) -> list[str]:
 
 
 class Lexicon:
-    """The words beam search checks readings against (``words_of`` each given string)."""
+    """The words beam search checks readings against: ``words_of`` each given string, without the
+    words that ``alphabet``'s letters cannot write (they could never match a reading; default: all kept)."""
 
     NOT_A_BEGINNING, BEGINNING, WORD = 0, 1, 2
 
-    def __init__(self, words: Iterable[str]) -> None:
+    def __init__(self, texts: Iterable[str], alphabet: str | None = None) -> None:
+        letters = None if alphabet is None else {f for ch in alphabet if (f := fold(ch)) is not None}
         found = set()
-        for entry in words:
-            found.update(words_of(entry))
+        for text in texts:
+            found.update(w for w in words_of(text) if letters is None or set(w) <= letters)
         self._set_text("\n".join(sorted(found)))
 
     @classmethod

@@ -8,7 +8,7 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from ocrcli.recognition.charset import normalize_text
-from ocrcli.recognition.lm import BOS, EOS, CharLM, fold, words_of
+from ocrcli.recognition.lm import BOS, EOS, CharLM
 
 
 SMOOTHINGS = ("kneser-ney", "absolute")
@@ -99,19 +99,10 @@ def wordfreq_words(languages: Iterable[str], count: int) -> list[str]:
     return words
 
 
-def lexicon_words(texts: Iterable[str], alphabet: str) -> list[str]:
-    """The words (``words_of``) of ``texts`` that can be written with ``alphabet``'s letters: the
-    others could never match a reading."""
-    letters = {f for ch in alphabet if (f := fold(ch)) is not None}
-    found = set()
-    for text in texts:
-        found.update(w for w in words_of(text) if set(w) <= letters)
-    return sorted(found)
-
-
 TUNE_ALPHAS = (0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 1.0)
 TUNE_BETAS = (0.5, 1.0, 1.5, 2.0, 3.0, 4.0)
 TUNE_OOVS = (0.0, -2.0, -3.0, -4.0, -5.0, -6.0)  # with a lexicon
+UNTUNED_OOV = -4.0  # the charge of a lexicon built without --tune-on (the shipped model's tuned value)
 
 
 def tune_weights(lm: CharLM, log_probs: list, references: list[str], alphabet: str,
