@@ -44,10 +44,11 @@ class Decoder(str, Enum):
     greedy = "greedy"
 
 
-DECODER_HELP = ("beam: CTC beam search with the shipped character language model (the most accurate); "
+DECODER_HELP = ("beam: CTC beam search with the shipped character language models (the most accurate); "
                 "greedy: best path, about 1.5 times the lines/s (make bench), more errors.")
-LM_HELP = "Character language model for --decoder beam instead of the shipped one (also $OCRCLI_LM)."
-NO_LEXICON_HELP = ("Leave the language model's lexicon out of --decoder beam: words it does not hold (English, French "
+LM_HELP = ("Character language model for --decoder beam instead of the shipped ones; repeat it to search each line with "
+           "each model and keep the best-scoring reading (also $OCRCLI_LM, paths separated by ':').")
+NO_LEXICON_HELP = ("Leave the language models' lexicons out of --decoder beam: words they do not hold (English, French "
                    "and German) are not penalised; for text in other languages.")
 
 
@@ -136,7 +137,7 @@ def recognize(
     batch_size: Annotated[int, typer.Option("--batch-size", help="Lines recognised together.", min=1, max=4096)] = 32,
     precision: Annotated[Precision, typer.Option("--precision", help="CPU arithmetic: auto (bfloat16 on CPUs with native support, 1.4x faster, same CER on val), bf16 or fp32.")] = Precision.auto,
     decoder: Annotated[Decoder, typer.Option("--decoder", help=DECODER_HELP)] = Decoder.beam,
-    lm: Annotated[Optional[Path], typer.Option("--lm", help=LM_HELP)] = None,
+    lm: Annotated[Optional[list[Path]], typer.Option("--lm", help=LM_HELP)] = None,
     no_lexicon: Annotated[bool, typer.Option("--no-lexicon", help=NO_LEXICON_HELP)] = False,
     review_below: Annotated[Optional[float], typer.Option("--review-below", min=0.0, max=1.0,
                                                           help="Mark lines with confidence under this as \"review\": true in JSON and count them.")] = None,
@@ -192,7 +193,7 @@ def _recognize(paths, files_from, null, fmt, output_dir, stdout, layout, device,
                no_exif, no_upscale, no_deskew, no_binarize, no_denoise, batch_size, review_below, quiet,
                precision: str = "auto", shard: str | None = None, engine: str = "local", address: str | None = None,
                workers: int | None = None, cpus_per_worker: float = 1.0, gpus_per_worker: float = 0.0,
-               decoder: str = "beam", lm: Path | None = None, keep_fragments: bool = False, no_orient: bool = False,
+               decoder: str = "beam", lm: list[Path] | None = None, keep_fragments: bool = False, no_orient: bool = False,
                no_paper: bool = False, no_straighten: bool = False, no_lexicon: bool = False) -> int:
     from ocrcli.runtime import limit_memory, quiet_decoders
 
@@ -239,7 +240,7 @@ def _recognize(paths, files_from, null, fmt, output_dir, stdout, layout, device,
         from ocrcli.errors import ModelError
 
         raise ModelError(f"{model}: model file not found")
-    if lm is not None and decoder != "beam":
+    if lm and decoder != "beam":
         raise UsageError("--lm is the language model of --decoder beam")
     if no_lexicon and decoder != "beam":
         raise UsageError("--no-lexicon is an option of --decoder beam")
@@ -250,7 +251,7 @@ def _recognize(paths, files_from, null, fmt, output_dir, stdout, layout, device,
                                     upscale=not no_upscale, deskew=not no_deskew, straighten=not no_straighten,
                                     binarize=not no_binarize, denoise=not no_denoise),
         recognize=RecognizeConfig(model_path=model, device=device, batch_size=batch_size, precision=precision,
-                                  decoder=decoder, lm_path=lm, lexicon=not no_lexicon),
+                                  decoder=decoder, lm_path=tuple(lm) if lm else None, lexicon=not no_lexicon),
     )
     from ocrcli.api import find_inputs
     from ocrcli.inputs import select_shard
@@ -363,7 +364,7 @@ def eval_cmd(
     batch_size: Annotated[int, typer.Option("--batch-size", min=1, max=4096)] = 32,
     precision: Annotated[Precision, typer.Option("--precision", help="CPU arithmetic: auto, bf16 or fp32 (as for recognize).")] = Precision.auto,
     decoder: Annotated[Decoder, typer.Option("--decoder", help=DECODER_HELP)] = Decoder.beam,
-    lm: Annotated[Optional[Path], typer.Option("--lm", help=LM_HELP)] = None,
+    lm: Annotated[Optional[list[Path]], typer.Option("--lm", help=LM_HELP)] = None,
     no_lexicon: Annotated[bool, typer.Option("--no-lexicon", help=NO_LEXICON_HELP)] = False,
 ) -> None:
     """Measure CER and WER on pre-cropped lines, per set and overall.
@@ -394,10 +395,10 @@ def eval_cmd(
                     raise UsageError(f"--compare {item!r}: expected NAME=TSV with an existing TSV")
                 peers[name] = Path(tsv)
             print_page_report(evaluate_pages(data, model, device, limit, peers,
-                                             precision=precision.value, decoder=decoder.value, lm_path=lm,
+                                             precision=precision.value, decoder=decoder.value, lm_path=lm or None,
                                              lexicon=not no_lexicon))
             return
-        report = evaluate_lines(data, model, device, limit, batch_size, precision.value, decoder.value, lm, not no_lexicon)
+        report = evaluate_lines(data, model, device, limit, batch_size, precision.value, decoder.value, lm or None, not no_lexicon)
         print_line_report(report, verbose, by_confidence)
     except OcrError as exc:
         _err(f"error: {exc}")
@@ -475,11 +476,15 @@ def train_lm(
     synthetic_lines: Annotated[int, typer.Option("--synthetic-lines", min=0, help="Also count this many English lines from the synthetic training text generator (sentences, names, addresses, dates, amounts; fixed seed).")] = 0,
     wordnet_lines: Annotated[int, typer.Option("--wordnet-lines", min=0, help="Also count this many English phrases from WordNet's glosses (a fixed sample; needs Debian's wordnet-base or --wordnet-dir).")] = 0,
     wordnet_dir: Annotated[Path, typer.Option("--wordnet-dir", help="Folder of WordNet 3.0's data.noun, data.verb, data.adj, data.adv.")] = Path("/usr/share/wordnet"),
+    sets: Annotated[Optional[list[str]], typer.Option("--set", help="Count only the --train lines of this set (third column; repeatable): a model of one language.", show_default=False)] = None,
+    text: Annotated[Optional[list[Path]], typer.Option("--text", help="Also count plain prose: a UTF-8 .txt file, or a folder of them (repeatable); each paragraph is cut into line-sized pieces.", show_default=False)] = None,
+    text_lines: Annotated[int, typer.Option("--text-lines", min=0, help="Count at most this many pieces of --text (a fixed sample; 0: all).")] = 0,
     lexicon: Annotated[Optional[list[Path]], typer.Option("--lexicon", help="Word list (UTF-8 text; its words, any layout) for the model's lexicon, with the words of every counted line (repeatable).", show_default=False)] = None,
     wordfreq_words: Annotated[int, typer.Option("--wordfreq-words", min=0, help="Add the N most frequent words of each --wordfreq-language to the lexicon (the wordfreq package, installed with '.[train]'; its data is CC BY-SA 4.0).")] = 0,
     wordfreq_language: Annotated[list[str], typer.Option("--wordfreq-language", help="Language of --wordfreq-words (repeatable).")] = ["en", "fr", "de"],
     tune_on: Annotated[Optional[Path], typer.Option("--tune-on", help="TSV of line images: pick the LM weight and character bonus that give the lowest CER there.")] = None,
     tune_limit: Annotated[int, typer.Option("--tune-limit", min=1, help="Lines of --tune-on used (a fixed stratified subset).")] = 600,
+    weights_from: Annotated[Optional[Path], typer.Option("--weights-from", help="Take the LM weight, character bonus and lexicon charge of this language model file instead of tuning them: for a model searched beside it (readings are compared by score).", show_default=False)] = None,
     model: Annotated[Optional[Path], typer.Option("--model", help="Recognizer whose outputs --tune-on decodes (default: the shipped one).")] = None,
     device: Annotated[str, typer.Option("--device", help="auto, cpu, cuda or cuda:N.")] = "auto",
 ) -> None:
@@ -492,6 +497,8 @@ def train_lm(
     """
     try:
         device = _validate_device(device)
+        if weights_from is not None and tune_on is not None:
+            raise UsageError("--weights-from and --tune-on both set the weights: give one")
         from ocrcli.recognition.charset import DEFAULT_ALPHABET
         from ocrcli.recognition.lm import Lexicon
         from ocrcli.train.charlm import UNTUNED_OOV, build_charlm, tune_weights, wordfreq_words as top_words, wordnet_glosses
@@ -500,9 +507,11 @@ def train_lm(
         texts = []
         for tsv in train_tsv:
             try:
-                texts += [text for _, text, _ in read_tsv(tsv)]
+                texts += [line for _, line, name in read_tsv(tsv) if not sets or name in sets]
             except (OSError, UnicodeDecodeError, ValueError) as exc:
                 raise UsageError(f"--train {tsv}: cannot read ({exc})") from None
+        if sets and not texts:
+            raise UsageError(f"--set {', '.join(sets)}: no --train line belongs to it")
         if synthetic_lines:
             from ocrcli.train.synth import TextSource
 
@@ -514,10 +523,18 @@ def train_lm(
             except OSError as exc:
                 raise UsageError(f"--wordnet-dir {wordnet_dir}: cannot read WordNet's data files ({exc}); "
                                  "install them with 'apt-get install wordnet-base'") from None
+        if text:
+            from ocrcli.train.charlm import text_pieces
+
+            try:
+                texts += text_pieces(text, text_lines or None, DEFAULT_ALPHABET)
+            except (OSError, UnicodeDecodeError) as exc:
+                raise UsageError(f"--text: cannot read ({exc})") from None
         started = time.perf_counter()
         lm = build_charlm(texts, order, discount, vocabulary=len(DEFAULT_ALPHABET) + 1, min_count=min_count, smoothing=smoothing.value,
                           info={"trained_on": [str(t) for t in train_tsv], "order": order, "min_count": min_count,
-                                "synthetic_lines": synthetic_lines, "wordnet_lines": wordnet_lines})
+                                "synthetic_lines": synthetic_lines, "wordnet_lines": wordnet_lines, "sets": list(sets or []),
+                                "text": [str(t) for t in text or []], "text_lines": text_lines})
         _err(f"counted {lm.info['lines']} lines in {time.perf_counter() - started:.1f} s: "
              f"{sum(len(level) for level in lm.counts)} contexts")
         if lexicon or wordfreq_words:
@@ -559,6 +576,14 @@ def train_lm(
                 _err(f"  alpha {alpha:.1f} beta {beta:.1f} oov {oov:.1f}: CER {100 * cer:.2f}%")
             lm.info.update({"tuned_on": f"{tune_on} ({len(rows)} lines)", "tuned_for": recognizer.model_id,
                             "tuned_cer": round(results[0][0], 4)})
+        if weights_from is not None:
+            from ocrcli.recognition.lm import load_lm
+
+            other = load_lm(weights_from)
+            lm.alpha, lm.beta = other.alpha, other.beta
+            if lm.lexicon is not None:
+                lm.oov = other.oov
+            lm.info["weights_from"] = weights_from.name
         out.parent.mkdir(parents=True, exist_ok=True)
         lm.save(out)
         print(out)

@@ -30,7 +30,7 @@ class RecognizeConfig:
     batch_size: int = 32
     precision: str = "auto"  # CPU: "bf16" autocast where the CPU computes it natively ("auto"), or "fp32"
     decoder: str = "beam"  # "beam": CTC beam search with the character language model; "greedy": best path
-    lm_path: Path | None = None  # None: the shipped language model
+    lm_path: Path | tuple[Path, ...] | None = None  # None: the shipped language models
     lexicon: bool = True  # False: beam search leaves the language model's lexicon out (no charge for unknown words)
 
 

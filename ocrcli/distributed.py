@@ -61,9 +61,10 @@ class OcrWorker:
         # restarted after a failure may lose arguments held in the object store.
         model_path.write_bytes(ray.get(model_ref[0]))
         lm_path = None
-        if len(model_ref) > 1:  # the language model of beam search travels the same way
-            lm_path = Path(self._tmp.name) / "charlm.json.gz"
-            lm_path.write_bytes(ray.get(model_ref[1]))
+        if len(model_ref) > 1:  # the language models of beam search travel the same way
+            lm_path = tuple(Path(self._tmp.name) / f"charlm-{i}.json.gz" for i in range(len(model_ref) - 1))
+            for path, ref in zip(lm_path, model_ref[1:]):
+                path.write_bytes(ray.get(ref))
         self.cfg = replace(cfg, recognize=replace(cfg.recognize, model_path=model_path, lm_path=lm_path))
         try:
             from ocrcli.output import RunInfo
@@ -144,14 +145,14 @@ def run_on_ray(files: list[InputFile], cfg: RunConfig, options: RayOptions, mode
     except OSError as exc:
         raise ModelError(f"{model_path}: cannot read model ({exc.strerror or exc})") from None
     shipped = [model_bytes]
-    if cfg.recognize.decoder == "beam":  # the language model travels the same way (workers check it)
-        from ocrcli.recognition.engine import default_lm_path
+    if cfg.recognize.decoder == "beam":  # the language models travel the same way (workers check them)
+        from ocrcli.recognition.engine import lm_paths
 
-        lm_path = cfg.recognize.lm_path or default_lm_path()
-        try:
-            shipped.append(lm_path.read_bytes())
-        except OSError as exc:
-            raise ModelError(f"{lm_path}: cannot read language model ({exc.strerror or exc})") from None
+        for lm_path in lm_paths(cfg.recognize.lm_path):
+            try:
+                shipped.append(lm_path.read_bytes())
+            except OSError as exc:
+                raise ModelError(f"{lm_path}: cannot read language model ({exc.strerror or exc})") from None
     targets = output_paths(files, cfg)
     todo = [f for f in files if cfg.to_stdout or cfg.overwrite or not all(p.exists() for p in targets[f.path].values())]
     if not todo:  # nothing to schedule: don't start a cluster to skip files

@@ -40,7 +40,7 @@ class LineReport:
 
 
 def evaluate_lines(tsv: Path, model: Path | None, device: str, limit: int | None, batch_size: int,
-                   precision: str = "auto", decoder: str = "beam", lm_path: Path | None = None, lexicon: bool = True) -> LineReport:
+                   precision: str = "auto", decoder: str = "beam", lm_path: Path | list[Path] | None = None, lexicon: bool = True) -> LineReport:
     """Recognise every line of a TSV and count errors per set (third column, else the TSV name)."""
     from ocrcli.recognition.engine import Recognizer
     from ocrcli.train.data import read_tsv
@@ -193,7 +193,7 @@ def read_peer_tsv(path: Path) -> dict[str, str]:
 
 def evaluate_pages(jsonl: Path, model: Path | None, device: str, limit: int | None = None,
                    peers: dict[str, Path] | None = None, line_tsv: Path | None = None,
-                   precision: str = "auto", decoder: str = "beam", lm_path: Path | None = None,
+                   precision: str = "auto", decoder: str = "beam", lm_path: Path | list[Path] | None = None,
                    lexicon: bool = True) -> dict[str, SetPages]:
     """Run the whole pipeline on every page of a pages.jsonl and compare with its reference lines.
 

@@ -226,7 +226,7 @@ def test_c_and_python_searches_find_the_same_text_and_frames(seed, words):
         lm.oov = python.oov = float(rng.uniform(-6.0, -0.5))
     for width, prune in ((1, -2.0), (4, -4.0), (16, -9.0)):
         fast, slow = beam_decode(lp, ALPHABET, lm, width, prune), beam_decode(lp, ALPHABET, python, width, prune)
-        assert (fast.labels, fast.frames, fast.probs) == (slow.labels, slow.frames, slow.probs)
+        assert (fast.labels, fast.frames, fast.probs, fast.score) == (slow.labels, slow.frames, slow.probs, slow.score)
 
 
 def test_c_and_python_searches_agree_on_real_lines():
@@ -246,7 +246,7 @@ def test_c_and_python_searches_agree_on_real_lines():
     python._compiled = False
     for lp in outputs:
         fast, slow = beam_decode(lp, alphabet, lm), beam_decode(lp, alphabet, python)
-        assert (fast.labels, fast.frames, fast.probs) == (slow.labels, slow.frames, slow.probs)
+        assert (fast.labels, fast.frames, fast.probs, fast.score) == (slow.labels, slow.frames, slow.probs, slow.score)
 
 
 def test_c_searches_in_parallel_threads_find_what_one_thread_finds():
@@ -313,9 +313,10 @@ def test_python_search_runs_where_the_extension_is_missing():
     lm._compiled = False
     lm.alpha, lm.beta = 0.5, 0.5
     lp = _frames({"h": 0.9}, {}, {"a": 0.5, "e": 0.4}, {}, {"l": 0.9}, {}, {"l": 0.9}, {}, {"o": 0.9})
-    labels, starts = search_python(lp, ALPHABET, lm, 8, -12.0)
+    labels, starts, score = search_python(lp, ALPHABET, lm, 8, -12.0)
     assert "".join(ALPHABET[k - 1] for k in labels) == "hello" and starts == [0, 2, 4, 6, 8]
-    assert beam_decode(lp, ALPHABET, lm, width=8, prune=-12.0).labels == labels
+    decoded = beam_decode(lp, ALPHABET, lm, width=8, prune=-12.0)
+    assert decoded.labels == labels and decoded.score == score
 
 
 def test_lexicon_words_are_runs_of_letters_case_folded():
@@ -493,3 +494,62 @@ def test_train_lm_can_add_wordnet_glosses(tmp_path):
                       "--wordnet-dir", tmp_path / "nowhere", "--out", tmp_path / "x.json.gz")
     assert missing.exit_code == 2 and "wordnet-base" in missing.output
     assert not (tmp_path / "x.json.gz").exists()
+
+
+def test_several_language_models_keep_the_reading_that_scores_best(tmp_path):
+    """Recognizer(lm_path=[A, B]) searches each line with both and keeps the reading with the higher
+    score (frames and language model); --set builds a model of one set's lines, --weights-from
+    gives it another model's weights, so the two readings' scores compare."""
+    import cv2
+
+    from ocrcli.recognition.engine import Recognizer
+    from ocrcli.train.data import read_tsv
+
+    mixed, english = ROOT / "models" / "ocrcli-charlm-v1.json.gz", tmp_path / "en.json.gz"
+    built = run_ocr("train-lm", "--train", FIXTURE_LINES, "--set", "hooker", "--order", "5", "--wordfreq-words", "2000",
+                    "--wordfreq-language", "en", "--weights-from", mixed, "--out", english)
+    assert built.exit_code == 0, built.output
+    lm, shipped = load_lm(english), load_lm(mixed)
+    assert lm.info["sets"] == ["hooker"] and lm.info["lines"] == sum(1 for *_, name in read_tsv(FIXTURE_LINES) if name == "hooker")
+    assert (lm.alpha, lm.beta, lm.oov) == (shipped.alpha, shipped.beta, shipped.oov) and lm.info["weights_from"] == mixed.name
+    both = Recognizer(device="cpu", lm_path=[mixed, english])
+    assert len(both.lms) == 2 and both.lm is both.lms[0]
+    rows = read_tsv(FIXTURE_LINES)[::7][:40]
+    crops = [cv2.imread(str(path), cv2.IMREAD_GRAYSCALE) for path, _, _ in rows]
+    differ = 0
+    for lp, read in zip(both.log_probs(crops), both.recognize(crops)):
+        a, b = (beam_decode(lp, both.charset.alphabet, m) for m in both.lms)
+        assert read.text == both.charset.decode((a if a.score >= b.score else b).labels)
+        differ += a.labels != b.labels
+    assert differ  # the two models read some lines differently
+    refused = run_ocr("train-lm", "--train", FIXTURE_LINES, "--set", "nonesuch", "--out", tmp_path / "x.json.gz")
+    assert refused.exit_code == 2 and "--set" in refused.output and not (tmp_path / "x.json.gz").exists()
+    both_weights = run_ocr("train-lm", "--train", FIXTURE_LINES, "--weights-from", mixed, "--tune-on", FIXTURE_LINES,
+                           "--out", tmp_path / "y.json.gz")
+    assert both_weights.exit_code == 2 and not (tmp_path / "y.json.gz").exists()
+
+
+def test_text_pieces_cut_prose_into_line_sized_pieces(tmp_path):
+    from ocrcli.train.charlm import text_pieces
+
+    words = [f"word{i}" for i in range(300)]
+    (tmp_path / "a.txt").write_text(" ".join(words[:200]) + "\n\n" + " ".join(words[200:]) + "\n", encoding="utf-8")
+    (tmp_path / "b.txt").write_text("✓ gone\nkept as Ünï\n", encoding="utf-8")
+    (tmp_path / "skip.md").write_text("not a .txt file\n", encoding="utf-8")
+    pieces = text_pieces([tmp_path], alphabet="abcdefghijklmnopqrstuvwxyzÜï0123456789")
+    assert pieces == text_pieces([tmp_path / "a.txt", tmp_path / "b.txt"], alphabet="abcdefghijklmnopqrstuvwxyzÜï0123456789")
+    assert sorted(w for p in pieces for w in p.split()) == sorted(words + ["kept", "as", "Ünï"])
+    assert all(len(p) <= 60 for p in pieces) and sum(len(p) >= 20 for p in pieces) >= len(pieces) - 3
+    assert text_pieces([tmp_path], limit=5) == text_pieces([tmp_path])[:5]
+    built = run_ocr("train-lm", "--train", FIXTURE_LINES, "--order", "4", "--text", tmp_path, "--text-lines", "7",
+                    "--out", tmp_path / "lm.json.gz")
+    assert built.exit_code == 0, built.output
+    assert load_lm(tmp_path / "lm.json.gz").info["lines"] == len(read_first_fixture_lines()) + 7
+    missing = run_ocr("train-lm", "--train", FIXTURE_LINES, "--text", tmp_path / "none.txt", "--out", tmp_path / "x.json.gz")
+    assert missing.exit_code == 2 and "--text" in missing.output
+
+
+def read_first_fixture_lines():
+    from ocrcli.train.data import read_tsv
+
+    return read_tsv(FIXTURE_LINES)

@@ -568,10 +568,11 @@ static void keep_best(Search *s, int width) {
 }
 
 /* The search itself, over frames x classes log-probabilities lp: the best text's last prefix in
- * *best, -1 when memory ran out. Touches no Python object, so it runs without the GIL. */
+ * *best (-1 when memory ran out) and its score in *best_score. Touches no Python object, so it runs
+ * without the GIL. */
 static void search(Search *s, const LM *lm, Memo *memo, const float *lp, int frames, int classes,
                    const int *positions, int *cand, const double *cum, double alpha, double beta,
-                   int width, double prune, int eos, const Words *words, int *best) {
+                   int width, double prune, int eos, const Words *words, int *best, double *best_score) {
     *best = -1;
     int ctx_len = lm->order - 1;
     uint64_t ctx_mask = mask_of(ctx_len), bos_context = 0;
@@ -662,23 +663,24 @@ static void search(Search *s, const LM *lm, Memo *memo, const float *lp, int fra
         t++;
     }
     /* the best text, its end scored too (EOS) */
-    double best_score = 0.0;
+    *best_score = 0.0;
     for (int i = 0; i < s->n_beams; i++) {
         int pre = s->beams[i].prefix;
         double score = lse(s->beams[i].b, s->beams[i].nb) + s->nodes[pre].lm_score + alpha * lm_logp(lm, memo, lm->order - 1, s->nodes[pre].context, eos)
                        + word_end(words, &s->nodes[pre]);
-        if (*best < 0 || score > best_score) { *best = pre; best_score = score; }
+        if (*best < 0 || score > *best_score) { *best = pre; *best_score = score; }
     }
 }
 
 /* decode(lm, log_probs, positions, alphabet, alpha, beta, width, prune, eos[, lexicon, fold, oov])
- * -> (labels, first frames)
+ * -> (labels, first frames, score)
  * log_probs: a C-contiguous float32 (frames, classes) buffer, class 0 the blank; positions[k]: the
  * LM position of class k's character (positions[0] unused); alphabet: the classes' characters;
  * eos: the LM position of the end of line; lexicon: a compile_lexicon capsule or None, fold[k] the
  * code point of class k's case-folded letter (0: not a letter; fold[0] unused), oov the charge for a
- * word not in the lexicon. The search runs with the GIL released, so lines can be decoded in
- * parallel threads. */
+ * word not in the lexicon; score: the text's log-probability under the frames (its prefix's, over
+ * the paths the beam kept) plus its language-model score, as the search ranked it. The search runs
+ * with the GIL released, so lines can be decoded in parallel threads. */
 static PyObject *decode(PyObject *self, PyObject *args) {
     PyObject *capsule, *positions_obj, *alphabet, *lexicon_obj = Py_None, *fold_obj = Py_None;
     Py_buffer view;
@@ -738,10 +740,11 @@ static PyObject *decode(PyObject *self, PyObject *args) {
     cum[0] = 0.0; /* decode.py sums runs of blank-only frames with the same float64 cumulative sum */
     for (int t = 0; t < frames; t++) cum[t + 1] = cum[t] + (double)lp[(size_t)t * classes];
     int slot, best;
+    double best_score;
     Memo *memo = claim_memo(lm, &slot);
     if (!memo) { PyErr_NoMemory(); goto done; }
     Py_BEGIN_ALLOW_THREADS
-    search(&s, lm, memo, lp, frames, (int)classes, positions, cand, cum, alpha, beta, width, prune, eos, &words, &best);
+    search(&s, lm, memo, lp, frames, (int)classes, positions, cand, cum, alpha, beta, width, prune, eos, &words, &best, &best_score);
     Py_END_ALLOW_THREADS
     release_memo(lm, memo, slot);
     if (best < 0) { PyErr_NoMemory(); goto done; }
@@ -755,9 +758,11 @@ static PyObject *decode(PyObject *self, PyObject *args) {
         PyTuple_SET_ITEM(labels, i, PyLong_FromLong(s.nodes[p].label));
         PyTuple_SET_ITEM(starts, i, PyLong_FromLong(s.nodes[p].first_frame));
     }
-    result = PyTuple_Pack(2, labels, starts);
+    PyObject *score = PyFloat_FromDouble(best_score);
+    if (score) result = PyTuple_Pack(3, labels, starts, score);
     Py_DECREF(labels);
     Py_DECREF(starts);
+    Py_XDECREF(score);
 done:
     PyBuffer_Release(&view);
     free(positions); free(cum); free(cand); free(fold); PyMem_Free(codes);

@@ -13,11 +13,13 @@ from ocrcli.recognition.lm import EOS, Lexicon, fold
 
 @dataclass(frozen=True)
 class Decoded:
-    """A decoded line: class indices, the frame where each was emitted, and per-character probability."""
+    """A decoded line: class indices, the frame where each was emitted, and per-character probability;
+    ``score``: beam search's total for the text (frames and language model; None from greedy decoding)."""
 
     labels: list[int]
     frames: list[int]
     probs: list[float]
+    score: float | None = None
 
     @property
     def confidence(self) -> float:
@@ -109,10 +111,10 @@ def beam_decode(log_probs: np.ndarray, alphabet: str, lm, width: int = BEAM_WIDT
         from ocrcli.recognition import _ctcbeam
 
         words = (lm.lexicon.compiled(), lm.lexicon.folds(alphabet), lm.oov) if lm.checks_words else ()
-        labels, starts = _ctcbeam.decode(compiled, np.ascontiguousarray(log_probs, np.float32), [0, *lm.positions(alphabet)],
+        labels, starts, score = _ctcbeam.decode(compiled, np.ascontiguousarray(log_probs, np.float32), [0, *lm.positions(alphabet)],
                                          alphabet, lm.alpha, lm.beta, width, prune, lm.positions(EOS)[0], *words)
     else:
-        labels, starts = search_python(log_probs, alphabet, lm, width, prune)
+        labels, starts, score = search_python(log_probs, alphabet, lm, width, prune)
     # Each character's frame and probability: its most likely frame between the frame where its
     # prefix first appeared and the next character's (the first frame may be a weak early guess).
     starts = [*starts, len(log_probs)]
@@ -122,12 +124,13 @@ def beam_decode(log_probs: np.ndarray, alphabet: str, lm, width: int = BEAM_WIDT
         j = int(segment.argmax())
         peaks.append(starts[i] + j)
         probs.append(math.exp(float(segment[j])))
-    return Decoded(list(labels), peaks, probs)
+    return Decoded(list(labels), peaks, probs, score)
 
 
 def search_python(log_probs: np.ndarray, alphabet: str, lm, width: int = BEAM_WIDTH,
-                  prune: float = BEAM_PRUNE) -> tuple[list[int], list[int]]:
-    """The beam search in Python: the best text's classes and the frame where each first appeared."""
+                  prune: float = BEAM_PRUNE) -> tuple[list[int], list[int], float]:
+    """The beam search in Python: the best text's classes, the frame where each first appeared, and
+    its score (frames and language model, as the search ranked it)."""
     alpha, beta = lm.alpha, lm.beta
     lexicon, oov = (lm.lexicon, lm.oov) if lm.checks_words else (None, 0.0)
     history0 = lm.start()
@@ -212,7 +215,9 @@ def search_python(log_probs: np.ndarray, alphabet: str, lm, width: int = BEAM_WI
             beams = following
         t += 1
     eos = lm.positions(EOS)[0]
-    best = max(beams, key=lambda pre: _logsumexp(*beams[pre]) + lm_score[pre] + alpha * lm.log_dist(history0 + pre)[eos]
-               + (word_end(*word_of[pre]) if lexicon is not None else 0.0))
+    final = {pre: _logsumexp(*beams[pre]) + lm_score[pre] + alpha * lm.log_dist(history0 + pre)[eos]
+             + (word_end(*word_of[pre]) if lexicon is not None else 0.0) for pre in beams}
+    best = max(final, key=final.__getitem__)
+    score = final[best]
     index = {ch: i + 1 for i, ch in enumerate(alphabet)}
-    return [index[ch] for ch in best], [first_frame[best[:i + 1]] for i in range(len(best))]
+    return [index[ch] for ch in best], [first_frame[best[:i + 1]] for i in range(len(best))], score

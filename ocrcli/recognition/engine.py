@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -16,7 +17,9 @@ from ocrcli.recognition.lineimage import fit_rows, normalize_line
 MODEL_ENV = "OCRCLI_MODEL"
 DEFAULT_MODEL_NAME = "ocrcli-crnn-v1.safetensors"
 LM_ENV = "OCRCLI_LM"
-DEFAULT_LM_NAME = "ocrcli-charlm-v1.json.gz"
+# Beam search reads each line with every one of these and keeps the reading that scores best: the
+# model of all the training languages, and one of English alone (see models/README.md).
+DEFAULT_LM_NAMES = ("ocrcli-charlm-v1.json.gz", "ocrcli-charlm-en-v1.json.gz")
 DECODERS = ("beam", "greedy")
 
 
@@ -34,10 +37,20 @@ def default_model_path() -> Path:
     return Path(env) if env else _shipped(DEFAULT_MODEL_NAME)
 
 
-def default_lm_path() -> Path:
-    """The language model of beam search when none is given: $OCRCLI_LM, else the shipped one."""
+def default_lm_paths() -> list[Path]:
+    """The language models of beam search when none are given: $OCRCLI_LM (one path, or several
+    separated by os.pathsep), else the shipped ones."""
     env = os.environ.get(LM_ENV)
-    return Path(env) if env else _shipped(DEFAULT_LM_NAME)
+    if env:
+        return [Path(p) for p in env.split(os.pathsep) if p]
+    return [_shipped(name) for name in DEFAULT_LM_NAMES]
+
+
+def lm_paths(given: Path | Sequence[Path] | None) -> list[Path]:
+    """The language model files of ``given`` (one path, several, or None: the defaults)."""
+    if given is None or (not isinstance(given, (str, Path)) and not given):
+        return default_lm_paths()
+    return [Path(given)] if isinstance(given, (str, Path)) else [Path(p) for p in given]
 
 
 def resolve_device(requested: str) -> str:
@@ -82,15 +95,17 @@ class Recognizer:
     """Loads a model once and recognises batches of grayscale line crops."""
 
     def __init__(self, model_path: Path | None = None, device: str = "auto", batch_size: int = 32,
-                 precision: str = "auto", decoder: str = "beam", lm_path: Path | None = None, lexicon: bool = True) -> None:
+                 precision: str = "auto", decoder: str = "beam", lm_path: Path | Sequence[Path] | None = None,
+                 lexicon: bool = True) -> None:
         """``precision``: "fp32", "bf16" (CPU: bfloat16 autocast) or "auto" (bf16 on CPUs that compute
         it natively, fp32 on others; CUDA always runs the model in fp16). ``decoder``: "beam" (CTC
-        beam search with the character language model ``lm_path``, default the shipped one) or
-        "greedy" (best path: faster, less accurate). ``lexicon``: False leaves the language model's
-        lexicon out of the search (words it does not hold are not charged: text in other languages)."""
+        beam search with the character language models ``lm_path``, one or several, default the
+        shipped ones: each line is searched with each, and the reading that scores best is kept) or
+        "greedy" (best path: faster, less accurate). ``lexicon``: False leaves the language models'
+        lexicons out of the search (words they do not hold are not charged: text in other languages)."""
         if decoder not in DECODERS:
             raise ValueError(f"decoder must be one of {', '.join(DECODERS)}, not {decoder!r}")
-        self.lm = None
+        self.lms: list = []
         lm_loading = None
         if decoder == "beam":  # read the LM file in a thread while torch loads (its errors are raised below)
             from concurrent.futures import ThreadPoolExecutor
@@ -107,7 +122,7 @@ class Recognizer:
                 return lm
 
             pool = ThreadPoolExecutor(1)
-            lm_loading = pool.submit(load_for_search, Path(lm_path) if lm_path else default_lm_path())
+            lm_loading = [pool.submit(load_for_search, path) for path in lm_paths(lm_path)]
             pool.shutdown(wait=False)
         import torch
 
@@ -118,7 +133,7 @@ class Recognizer:
         self.model, self.info = load_model(self.model_path, self.device)
         self.model.fuse_batch_norm()
         if lm_loading is not None:
-            self.lm = lm_loading.result()
+            self.lms = [loading.result() for loading in lm_loading]
         self.sha256 = file_sha256(self.model_path)
         self.charset = Charset(self.info.alphabet)
         self.batch_size = max(1, batch_size)
@@ -134,6 +149,11 @@ class Recognizer:
 
         self.cpu_bf16 = self.device == "cpu" and (precision == "bf16" or (precision == "auto" and cpu_has_bf16()))
         self._pool, self._pool_key = None, None  # the beam search's threads (_search_pool)
+
+    @property
+    def lm(self):
+        """The first language model of beam search (None with greedy decoding)."""
+        return self.lms[0] if self.lms else None
 
     @property
     def model_id(self) -> str:
@@ -159,7 +179,9 @@ class Recognizer:
         def read(i: int) -> LineText:
             frames = all_frames[i]
             best_path = greedy_decode(frames)
-            decoded = beam_decode(frames, self.charset.alphabet, self.lm) if beam else best_path
+            decoded = best_path
+            if beam:  # with several language models, the reading that scores best under its own
+                decoded = max((beam_decode(frames, self.charset.alphabet, lm) for lm in self.lms), key=lambda d: d.score)
             scale = self.model.spec.width_stride * crops[i].shape[1] / widths[i]  # frame -> crop pixels
             xs = tuple((f + 0.5) * scale for f in decoded.frames)
             return LineText(self.charset.decode(decoded.labels), decoded.confidence, xs, tuple(decoded.probs),
@@ -167,7 +189,7 @@ class Recognizer:
 
         results: list[LineText] = [LineText("", 0.0)] * len(crops)
         todo = [i for i, frames in enumerate(all_frames) if frames is not None]
-        pool = self._search_pool() if beam and len(todo) > 1 and self.lm.compiled() else None
+        pool = self._search_pool() if beam and len(todo) > 1 and all(lm.compiled() for lm in self.lms) else None
         for i, text in zip(todo, pool.map(read, todo) if pool else map(read, todo)):
             results[i] = text
         return results

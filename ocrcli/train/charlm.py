@@ -84,6 +84,37 @@ def wordnet_glosses(folder: Path, limit: int | None = None, min_length: int = 12
     return lines[:limit]
 
 
+def text_pieces(paths: Iterable[Path], limit: int | None = None, alphabet: str | None = None,
+                min_length: int = 20, max_length: int = 60) -> list[str]:
+    """Line-sized pieces of plain prose, for counting beside transcriptions: every UTF-8 ``.txt``
+    file given (a folder: the ``.txt`` files in it, sorted), each of its lines (a paragraph) cut at
+    spaces into pieces of about ``min_length`` to ``max_length`` characters (a length drawn for each
+    piece with a fixed seed), as a handwritten line holds. Pieces with a character ``alphabet``
+    cannot write (after normalisation) are left out. The pieces are shuffled with a fixed seed, so
+    the first ``limit`` are always the same sample. Raises OSError or UnicodeDecodeError for a
+    file that cannot be read."""
+    rng = random.Random(0)
+    allowed = None if alphabet is None else set(alphabet)
+    files = []
+    for path in map(Path, paths):
+        files += sorted(path.glob("*.txt")) if path.is_dir() else [path]
+    pieces = []
+    for file in files:
+        for paragraph in file.read_text(encoding="utf-8").splitlines():
+            words, i = paragraph.split(), 0
+            while i < len(words):
+                target, piece = rng.randint(min_length, max_length), [words[i]]
+                i += 1
+                while i < len(words) and len(" ".join(piece)) + 1 + len(words[i]) <= target:
+                    piece.append(words[i])
+                    i += 1
+                text = normalize_text(" ".join(piece))
+                if text and (allowed is None or set(text) <= allowed | {" "}):
+                    pieces.append(text)
+    rng.shuffle(pieces)
+    return pieces[:limit] if limit else pieces
+
+
 def wordfreq_words(languages: Iterable[str], count: int) -> list[str]:
     """The ``count`` most frequent words of each language in the ``wordfreq`` package's "large"
     lists (word frequencies from Wikipedia, subtitles, news, books, web text...; data CC BY-SA 4.0),
