@@ -1,5 +1,5 @@
 """Pack what a training run on the lent GPU machine needs into .gpukit/ (git-ignored), small enough to
-travel with the working tree (64 MiB in all, the repository itself about 22 MiB of it).
+travel with the working tree (64 MiB in all, the repository itself about 26 MiB of it).
 
 The device machine reaches no network and has no ../shared: this copies the training lines (each
 kept at most --height px high, WebP, every image once however many TSVs list it), a fixed stratified
@@ -111,15 +111,18 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--train", type=Path, action="append", required=True, help="training TSV (repeatable; listed twice, counted twice)")
     ap.add_argument("--val", type=Path, required=True)
-    ap.add_argument("--val-lines", type=int, default=600, help="validation lines packed (a stratified subset)")
+    ap.add_argument("--val-lines", type=int, default=300, help="validation lines packed (a stratified subset)")
     ap.add_argument("--fonts", type=Path, help="font folder with fonts.csv (synthetic lines); left out if not given")
     ap.add_argument("--every-font", type=int, default=4, help="pack every Nth usable font (size)")
     # 48 px, WebP quality 35: 1.2 KB a line, so that the 26,893 lines of train.tsv and the poilus and hooker
     # copies fit (32.6 MiB; the kit 40.7 MiB, 61.9 with the repository). The price: the shipped model
     # reads 617 val lines packed so at 23.18% (greedy) against 20.28% as they are (48 px q80: 21.20%,
     # 64 px q50: 21.05%, both 1.7 KB a line: 15,000-20,000 lines fit). Validation lines travel as they are.
+    # Session 40's English language model (4.2 MB) made the repository 26.1 MiB: quality 30 and 300
+    # validation lines (1.85 MiB for 617) bring the kit to 37.6 MiB, 63.7 with the repository (quality
+    # 35 and 600 lines: 66.4); the same 617 lines packed at quality 30 read 24.48%, at 25 25.28%.
     ap.add_argument("--height", type=int, default=48, help="training lines are kept at most this many px high")
-    ap.add_argument("--quality", type=int, default=35, help="WebP quality of the packed training lines")
+    ap.add_argument("--quality", type=int, default=30, help="WebP quality of the packed training lines")
     ap.add_argument("--out", type=Path, default=ROOT / ".gpukit")
     ap.add_argument("--no-wheels", action="store_true", help="do not download the wheels (pip needs PyPI)")
     args = ap.parse_args()
@@ -163,10 +166,9 @@ def main() -> None:
     print(f"{args.out}: {size / 2**20:.1f} MiB; with the tracked files ({tree / 2**20:.1f} MiB) {(size + tree) / 2**20:.1f} "
           "of the 64 MiB that may travel")
     if size + tree > 64 * 2**20:
-        # Session 40's English language model (4.2 MB) took the repository past the 22 MiB the
-        # defaults were sized for: pack fewer bytes (a lower --quality, a larger --every-font, or
-        # the hooker/poilus copies left out of --train).
-        sys.exit(f"{args.out}: over the 64 MiB that may travel; pack it smaller (--quality, --every-font, fewer --train)")
+        # The repository grows (session 40: 26.1 MiB): pack fewer bytes (a lower --quality, fewer
+        # --val-lines, a larger --every-font).
+        sys.exit(f"{args.out}: over the 64 MiB that may travel; pack it smaller (--quality, --val-lines, --every-font)")
 
 
 if __name__ == "__main__":
