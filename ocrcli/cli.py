@@ -723,6 +723,13 @@ def models(
         print("beam search: C (ocrcli.recognition._ctcbeam)")
     except ImportError:
         print("beam search: Python (the C extension was not built: reinstall with a C compiler for decoding about 10x faster)")
+    from ocrcli.recognition.engine import default_lm_paths
+
+    paths = default_lm_paths()
+    print(f"language models of beam search ({'$OCRCLI_LM' if os.environ.get('OCRCLI_LM') else 'shipped'}; each line is read "
+          "with each, the best-scoring reading kept):")
+    for path in paths:
+        print(f"  {path}" + ("" if path.is_file() else "  (missing)"))
     raise typer.Exit(int(code))
 
 

@@ -222,6 +222,8 @@ def test_models_lists_the_shipped_model():
     result = ocr("models")
     assert result.exit_code == 0, result.output
     assert f"{MODEL.name}  (default)" in result.stdout and "validation CER" in result.stdout
+    assert "ocrcli-charlm-v1.json.gz" in result.stdout and "ocrcli-charlm-en-v1.json.gz" in result.stdout
+    assert "(missing)" not in result.stdout
 
 
 PAGE_LINES = ["Dear Anna, thank you for the letter", "we arrived on Tuesday at noon and"]
