@@ -522,6 +522,8 @@ def test_several_language_models_keep_the_reading_that_scores_best(tmp_path):
         assert read.text == both.charset.decode((a if a.score >= b.score else b).labels)
         differ += a.labels != b.labels
     assert differ  # the two models read some lines differently
+    report = run_ocr("eval", FIXTURE_LINES, "--limit", "10", "--device", "cpu", "--lm", mixed, "--lm", english)
+    assert report.exit_code == 0, report.output
     refused = run_ocr("train-lm", "--train", FIXTURE_LINES, "--set", "nonesuch", "--out", tmp_path / "x.json.gz")
     assert refused.exit_code == 2 and "--set" in refused.output and not (tmp_path / "x.json.gz").exists()
     both_weights = run_ocr("train-lm", "--train", FIXTURE_LINES, "--weights-from", mixed, "--tune-on", FIXTURE_LINES,
@@ -553,3 +555,13 @@ def read_first_fixture_lines():
     from ocrcli.train.data import read_tsv
 
     return read_tsv(FIXTURE_LINES)
+
+
+def test_language_model_paths_from_the_environment(monkeypatch, tmp_path):
+    from ocrcli.recognition.engine import DEFAULT_LM_NAMES, default_lm_paths, lm_paths
+
+    monkeypatch.delenv("OCRCLI_LM", raising=False)
+    assert [p.name for p in default_lm_paths()] == list(DEFAULT_LM_NAMES) and all(p.is_file() for p in default_lm_paths())
+    monkeypatch.setenv("OCRCLI_LM", os.pathsep.join([str(tmp_path / "a.json.gz"), "", str(tmp_path / "b.json.gz")]))
+    assert default_lm_paths() == [tmp_path / "a.json.gz", tmp_path / "b.json.gz"] == lm_paths(None) == lm_paths([])
+    assert lm_paths(str(tmp_path / "c")) == [tmp_path / "c"] and lm_paths((tmp_path / "c",)) == [tmp_path / "c"]
