@@ -500,9 +500,12 @@ def train_lm(
         if weights_from is not None and tune_on is not None:
             raise UsageError("--weights-from and --tune-on both set the weights: give one")
         from ocrcli.recognition.charset import DEFAULT_ALPHABET
-        from ocrcli.recognition.lm import Lexicon
-        from ocrcli.train.charlm import UNTUNED_OOV, build_charlm, tune_weights, wordfreq_words as top_words, wordnet_glosses
+        from ocrcli.recognition.lm import Lexicon, load_lm
+        from ocrcli.train.charlm import (UNTUNED_OOV, build_charlm, text_pieces, tune_weights, wordfreq_words as top_words,
+                                         wordnet_glosses)
         from ocrcli.train.data import read_tsv
+
+        weights = load_lm(weights_from) if weights_from is not None else None  # before the counting: fail early
 
         texts = []
         for tsv in train_tsv:
@@ -524,8 +527,6 @@ def train_lm(
                 raise UsageError(f"--wordnet-dir {wordnet_dir}: cannot read WordNet's data files ({exc}); "
                                  "install them with 'apt-get install wordnet-base'") from None
         if text:
-            from ocrcli.train.charlm import text_pieces
-
             try:
                 texts += text_pieces(text, text_lines or None, DEFAULT_ALPHABET)
             except (OSError, UnicodeDecodeError) as exc:
@@ -576,13 +577,10 @@ def train_lm(
                 _err(f"  alpha {alpha:.1f} beta {beta:.1f} oov {oov:.1f}: CER {100 * cer:.2f}%")
             lm.info.update({"tuned_on": f"{tune_on} ({len(rows)} lines)", "tuned_for": recognizer.model_id,
                             "tuned_cer": round(results[0][0], 4)})
-        if weights_from is not None:
-            from ocrcli.recognition.lm import load_lm
-
-            other = load_lm(weights_from)
-            lm.alpha, lm.beta = other.alpha, other.beta
+        if weights is not None:
+            lm.alpha, lm.beta = weights.alpha, weights.beta
             if lm.lexicon is not None:
-                lm.oov = other.oov
+                lm.oov = weights.oov
             lm.info["weights_from"] = weights_from.name
         out.parent.mkdir(parents=True, exist_ok=True)
         lm.save(out)

@@ -529,6 +529,9 @@ def test_several_language_models_keep_the_reading_that_scores_best(tmp_path):
     both_weights = run_ocr("train-lm", "--train", FIXTURE_LINES, "--weights-from", mixed, "--tune-on", FIXTURE_LINES,
                            "--out", tmp_path / "y.json.gz")
     assert both_weights.exit_code == 2 and not (tmp_path / "y.json.gz").exists()
+    no_weights = run_ocr("train-lm", "--train", FIXTURE_LINES, "--weights-from", tmp_path / "none.json.gz",
+                         "--out", tmp_path / "z.json.gz")
+    assert no_weights.exit_code == 4 and "language model not found" in no_weights.output and not (tmp_path / "z.json.gz").exists()
 
 
 def test_text_pieces_cut_prose_into_line_sized_pieces(tmp_path):

@@ -103,10 +103,11 @@ def text_pieces(paths: Iterable[Path], limit: int | None = None, alphabet: str |
         for paragraph in file.read_text(encoding="utf-8").splitlines():
             words, i = paragraph.split(), 0
             while i < len(words):
-                target, piece = rng.randint(min_length, max_length), [words[i]]
+                target, piece, length = rng.randint(min_length, max_length), [words[i]], len(words[i])
                 i += 1
-                while i < len(words) and len(" ".join(piece)) + 1 + len(words[i]) <= target:
+                while i < len(words) and length + 1 + len(words[i]) <= target:
                     piece.append(words[i])
+                    length += 1 + len(words[i])
                     i += 1
                 text = normalize_text(" ".join(piece))
                 if text and (allowed is None or set(text) <= allowed | {" "}):
